@@ -1,0 +1,166 @@
+"""Value types shared by every layer: what MLflow holds, what SageMaker should hold, what it does hold.
+
+Everything here is a frozen dataclass of plain Python values (stdlib only), so the pure core (mapping,
+planner) can be tested without boto3 or mlflow, and a plan can be printed, serialized and compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class ApprovalStatus(str, Enum):
+    """SageMaker's `ModelApprovalStatus`; only `Approved` packages can be deployed."""
+
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+    PENDING = "PendingManualApproval"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset input of the MLflow run that produced a version."""
+
+    name: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class SourceVersion:
+    """One MLflow model version with everything mlsync mirrors from it.
+
+    `params`, `metrics` and `run_tags` are empty when the version has no run (registered from a bare path).
+    `tags` are the version's own tags; `run_tags` those of its run (git commit, user, ...).
+    """
+
+    model_name: str
+    version: str
+    run_id: str | None = None
+    description: str = ""
+    stage: str = "None"
+    aliases: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    run_tags: Mapping[str, str] = field(default_factory=dict)
+    datasets: tuple[Dataset, ...] = ()
+    artifact_uri: str = ""
+    status: str = "READY"
+    user: str | None = None
+    run_link: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """An MLflow registered model and the versions of it that mlsync mirrors."""
+
+    name: str
+    description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    versions: tuple[SourceVersion, ...] = ()
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """SageMaker's `ModelLifeCycle` (both fields must match `[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`)."""
+
+    stage: str
+    stage_status: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """A JSON document mlsync writes to S3 (run record, model-quality statistics).
+
+    `digest` is `sha256:<hex>` of `body`, the form SageMaker's `MetricsSource.ContentDigest` takes.
+    """
+
+    s3_uri: str
+    body: bytes
+    digest: str
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """The model package group one registered model maps to."""
+
+    name: str
+    model_name: str
+    description: str
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    """The desired SageMaker model package for one MLflow version.
+
+    The creation-only fields (`description`, `metadata_properties`, `quality_statistics`) can never be
+    changed after `CreateModelPackage`; the planner reports a difference in them as drift.
+    `artifact_uri` is where MLflow keeps the model directory; the executor turns it into `model.tar.gz`
+    in S3 only when the package is created.
+    """
+
+    group_name: str
+    model_name: str
+    version: str
+    client_token: str
+    approval: ApprovalStatus
+    lifecycle: Lifecycle | None
+    customer_metadata: Mapping[str, str]
+    description: str
+    metadata_properties: Mapping[str, str]
+    run_document: Document
+    quality_statistics: Document | None
+    artifact_uri: str
+    approval_reason: str = ""
+
+
+@dataclass(frozen=True)
+class ObservedPackage:
+    """A model package as SageMaker reports it (from DescribeModelPackage)."""
+
+    arn: str
+    group_name: str
+    package_version: int
+    approval: ApprovalStatus
+    lifecycle: Lifecycle | None
+    customer_metadata: Mapping[str, str]
+    description: str = ""
+    metadata_properties: Mapping[str, str] = field(default_factory=dict)
+    quality_statistics_digest: str | None = None
+    model_data_url: str | None = None
+    status: str = "Completed"
+
+
+@dataclass(frozen=True)
+class ObservedGroup:
+    """A model package group and the packages in it."""
+
+    name: str
+    description: str
+    packages: tuple[ObservedPackage, ...] = ()
+
+
+@dataclass(frozen=True)
+class Container:
+    """The one inference container of a package: the image and the `model.tar.gz` it serves."""
+
+    image: str
+    model_data_url: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    framework: str | None = None
+    framework_version: str | None = None
+
+
+@dataclass(frozen=True)
+class StagedArtifact:
+    """A model directory packaged as `model.tar.gz` in S3, with what its MLmodel file says."""
+
+    model_data_url: str
+    digest: str
+    flavors: tuple[str, ...]
+    mlflow_version: str | None
+    uploaded: bool

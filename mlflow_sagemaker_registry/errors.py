@@ -1,0 +1,57 @@
+"""The one error hierarchy of mlsync.
+
+    MlsyncError                  base: everything mlsync raises on purpose
+    ├── ConfigError              settings missing or malformed (exit code 2)
+    ├── MappingError             an MLflow version cannot be mirrored as it is (names model, version, fix)
+    ├── UnsafePlanError          a plan changes too many approvals at once; rerun with --force (exit code 3)
+    ├── SourceError              reading or tagging the MLflow registry failed
+    └── GatewayError             a SageMaker or S3 call failed after botocore's retries
+        └── NotFoundError        the group or package does not exist
+
+Every message says what to do next: a user should never need the traceback.
+"""
+
+from __future__ import annotations
+
+
+class MlsyncError(Exception):
+    """Base of every error mlsync raises on purpose."""
+
+
+class ConfigError(MlsyncError):
+    """Settings are missing or malformed; the message names the setting and how to set it."""
+
+
+class MappingError(MlsyncError):
+    """One MLflow version cannot be mirrored as it is.
+
+    Raised by the pure mapping; the planner collects these per version so one bad version never stops
+    the others from being mirrored.
+    """
+
+    def __init__(self, model_name: str, version: str, problem: str, fix: str) -> None:
+        self.model_name = model_name
+        self.version = version
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"model {model_name!r} version {version}: {problem}. Fix: {fix}")
+
+
+class UnsafePlanError(MlsyncError):
+    """A plan would change the approval of many existing packages at once."""
+
+
+class SourceError(MlsyncError):
+    """Reading from or tagging the MLflow registry failed."""
+
+
+class GatewayError(MlsyncError):
+    """A SageMaker or S3 call failed after botocore's own retries."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class NotFoundError(GatewayError):
+    """The model package group or package does not exist in SageMaker."""

@@ -1,0 +1,95 @@
+"""The seams between the engine and the outside world, as structural protocols.
+
+The engine and executor talk only to these; `sources/` and `gateways/` implement them over mlflow and
+boto3, and tests may pass any object of the same shape. This keeps the core free of boto3 and mlflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from .domain import (
+    ApprovalStatus,
+    Container,
+    Document,
+    GroupSpec,
+    Lifecycle,
+    ObservedGroup,
+    PackageSpec,
+    SourceModel,
+)
+
+
+class Source(Protocol):
+    """An MLflow Model Registry, read in full and written only through version tags."""
+
+    def identity(self) -> str:
+        """A stable identity of the source registry (same for every client of the same registry)."""
+        ...
+
+    def model_names(self) -> list[str]:
+        """Every registered model name, in a stable order."""
+        ...
+
+    def read_model(self, name: str) -> SourceModel:
+        """The registered model and all its READY versions with run params, metrics and tags."""
+        ...
+
+    def download_model(self, artifact_uri: str, dest: Path) -> Path:
+        """Download the model directory at `artifact_uri` under `dest`; return the local directory."""
+        ...
+
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        """Set tags on one model version (the back-link and the sync status; nothing else is written)."""
+        ...
+
+
+class Registry(Protocol):
+    """The SageMaker Model Registry (model package groups and versioned packages)."""
+
+    def observe_group(self, group_name: str) -> ObservedGroup | None:
+        """The group with every package in it, or None when it does not exist."""
+        ...
+
+    def create_group(self, spec: GroupSpec) -> None:
+        """Create the group; succeed quietly if it already exists (a concurrent push made it)."""
+        ...
+
+    def create_package(self, spec: PackageSpec, container: Container) -> str:
+        """Create the versioned package with `spec.client_token`; return its ARN."""
+        ...
+
+    def update_package(
+        self,
+        arn: str,
+        *,
+        approval: ApprovalStatus | None = None,
+        approval_reason: str = "",
+        lifecycle: Lifecycle | None = None,
+        metadata_set: Mapping[str, str] | None = None,
+        metadata_remove: Iterable[str] = (),
+    ) -> None:
+        """One UpdateModelPackage call with only the fields given (SageMaker merges metadata)."""
+        ...
+
+    def default_image(self, mlflow_version: str) -> str:
+        """The MLflow pyfunc serving image in this account's ECR, as `mlflow sagemaker` names it."""
+        ...
+
+
+class Storage(Protocol):
+    """S3, where mlsync keeps the documents and model artifacts it writes."""
+
+    def put_document(self, document: Document) -> None:
+        """Upload one JSON document (idempotent: same URI, same bytes)."""
+        ...
+
+    def upload_file(self, path: Path, s3_uri: str) -> bool:
+        """Upload a local file with boto3's managed (multipart) transfer unless `s3_uri` already exists.
+
+        Keys are content-addressed by the caller, so an existing object is the same bytes. Returns
+        whether anything was uploaded.
+        """
+        ...
