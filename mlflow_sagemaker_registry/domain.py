@@ -117,6 +117,13 @@ class PackageSpec:
     artifact_uri: str
     approval_reason: str = ""
 
+    @property
+    def documents(self) -> tuple[Document, ...]:
+        """The S3 documents the package refers to, written before it is created."""
+        if self.quality_statistics is None:
+            return (self.run_document,)
+        return (self.run_document, self.quality_statistics)
+
 
 @dataclass(frozen=True)
 class ObservedPackage:

@@ -1,0 +1,227 @@
+"""Settings: command-line flags > `MLSYNC_*` environment > TOML file > defaults.
+
+This is the only module that reads `os.environ` (the others get a `Settings`), so what a run used is
+always visible in one object. The TOML file is `--config PATH` / `MLSYNC_CONFIG`, else `mlsync.toml` in
+the working directory, else the `[tool.mlsync]` table of `pyproject.toml` there.
+AWS credentials, profile, region and `AWS_ENDPOINT_URL` are left to boto3's own chain.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .domain import ApprovalStatus
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+ENV_PREFIX = "MLSYNC_"
+S3_PREFIX_PATTERN = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9_.:/=+\-@]*)?")
+
+DEFAULT_STAGES: Mapping[str, ApprovalStatus] = {
+    "Production": ApprovalStatus.APPROVED,
+    "Archived": ApprovalStatus.REJECTED,
+    "Staging": ApprovalStatus.PENDING,
+    "None": ApprovalStatus.PENDING,
+}
+DEFAULT_ALIASES: Mapping[str, ApprovalStatus] = {"champion": ApprovalStatus.APPROVED}
+DEFAULT_LIFECYCLE_STAGES: Mapping[str, str] = {
+    "None": "Development",
+    "Staging": "PreProduction",
+    "Production": "Production",
+    "Archived": "Archived",
+}
+DEFAULT_ALIAS_LIFECYCLE_STAGES: Mapping[str, str] = {"champion": "Production"}
+
+
+@dataclass(frozen=True)
+class ApprovalRules:
+    """How an MLflow version's stage, aliases and tags become a SageMaker approval and lifecycle.
+
+    Precedence (docs/mapping.md): the `tag` on the version, then the first alias of `aliases` (in this
+    order) that the version carries, then its stage.
+    """
+
+    stages: Mapping[str, ApprovalStatus] = field(default_factory=lambda: dict(DEFAULT_STAGES))
+    aliases: Mapping[str, ApprovalStatus] = field(default_factory=lambda: dict(DEFAULT_ALIASES))
+    tag: str = "sagemaker.approval"
+    lifecycle_stages: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LIFECYCLE_STAGES))
+    alias_lifecycle_stages: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_ALIAS_LIFECYCLE_STAGES)
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one mlsync run is configured with (see docs/configuration.md)."""
+
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    region: str | None = None
+    s3_prefix: str | None = None
+    source_id: str | None = None
+    group_prefix: str = ""
+    image: str | None = None
+    images: Mapping[str, str] = field(default_factory=dict)
+    headline_metric: str | None = None
+    retry_mode: str = "standard"
+    max_attempts: int = 10
+    safety_min_existing: int = 10
+    safety_max_fraction: float = 0.3
+    approval: ApprovalRules = field(default_factory=ApprovalRules)
+
+    def require_s3_prefix(self) -> str:
+        """The S3 prefix for documents and artifacts; a clear error when it is not set."""
+        if not self.s3_prefix:
+            raise ConfigError(
+                "no S3 prefix for the documents and model artifacts mlsync writes: set MLSYNC_S3_PREFIX "
+                "(e.g. s3://my-bucket/mlsync), --s3-prefix, or s3_prefix in mlsync.toml"
+            )
+        return self.s3_prefix.rstrip("/")
+
+    def image_for(self, model_name: str) -> str | None:
+        """The serving image configured for this model, or the global override, or None (default)."""
+        return self.images.get(model_name, self.image)
+
+
+_SCALARS: Mapping[str, type] = {
+    f.name: str for f in fields(Settings) if f.name not in {"images", "approval"}
+} | {
+    "max_attempts": int,
+    "safety_min_existing": int,
+    "safety_max_fraction": float,
+    "group_prefix": str,
+}
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Merge flags > environment > TOML > defaults into validated `Settings`.
+
+    Args:
+        flags: values given on the command line; None values mean "not given". `config` names a file.
+        env: the environment (defaults to `os.environ`).
+        cwd: where `mlsync.toml` / `pyproject.toml` are looked for (defaults to the working directory).
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    config_path = flags.pop("config", None) or env.get(f"{ENV_PREFIX}CONFIG")
+    table = _read_toml(Path(config_path) if config_path else None, cwd)
+
+    merged: dict[str, Any] = {}
+    for name, kind in _SCALARS.items():
+        if name in flags:
+            merged[name] = flags[name]
+        elif f"{ENV_PREFIX}{name.upper()}" in env:
+            merged[name] = _coerce(
+                name, kind, env[f"{ENV_PREFIX}{name.upper()}"], f"{ENV_PREFIX}{name.upper()}"
+            )
+        elif name in table:
+            merged[name] = _coerce(name, kind, table[name], "the config file")
+    unknown = set(table) - set(_SCALARS) - {"images", "approval"}
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {sorted(unknown)} in the config file; see docs/configuration.md for the "
+            "names mlsync knows"
+        )
+    settings = Settings(**merged, images=_str_map(table.get("images", {}), "images"))
+    settings = replace(settings, approval=_approval_rules(table.get("approval", {})))
+    _validate(settings)
+    return settings
+
+
+def _read_toml(path: Path | None, cwd: Path) -> Mapping[str, Any]:
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; fix --config / MLSYNC_CONFIG")
+        data = _parse(path)
+        tool = data.get("tool", {}).get("mlsync") if path.name == "pyproject.toml" else None
+        return tool if tool is not None else data
+    if (cwd / "mlsync.toml").is_file():
+        return _parse(cwd / "mlsync.toml")
+    if (cwd / "pyproject.toml").is_file():
+        tool = _parse(cwd / "pyproject.toml").get("tool", {}).get("mlsync", {})
+        return tool if isinstance(tool, dict) else {}
+    return {}
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+
+
+def _coerce(name: str, kind: type, value: Any, origin: str) -> Any:
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r} from {origin} must be a {kind.__name__}, got {value!r}") from exc
+
+
+def _str_map(value: Any, name: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"[{name}] in the config file must be a table of strings")
+    return {str(k): v for k, v in value.items()}
+
+
+def _status_map(value: Any, name: str) -> dict[str, ApprovalStatus]:
+    result = {}
+    for key, status in _str_map(value, name).items():
+        try:
+            result[key] = ApprovalStatus(status)
+        except ValueError:
+            choices = ", ".join(s.value for s in ApprovalStatus)
+            raise ConfigError(f"[{name}] {key} = {status!r}: use one of {choices}") from None
+    return result
+
+
+def _approval_rules(table: Any) -> ApprovalRules:
+    if not isinstance(table, dict):
+        raise ConfigError("[approval] in the config file must be a table")
+    defaults = ApprovalRules()
+    return ApprovalRules(
+        stages={**defaults.stages, **_status_map(table.get("stages", {}), "approval.stages")},
+        aliases=_status_map(table["aliases"], "approval.aliases") if "aliases" in table else defaults.aliases,
+        tag=str(table.get("tag", defaults.tag)),
+        lifecycle_stages={
+            **defaults.lifecycle_stages,
+            **_str_map(table.get("lifecycle_stages", {}), "approval.lifecycle_stages"),
+        },
+        alias_lifecycle_stages=_str_map(
+            table.get("alias_lifecycle_stages", defaults.alias_lifecycle_stages),
+            "approval.alias_lifecycle_stages",
+        ),
+    )
+
+
+def _validate(settings: Settings) -> None:
+    if settings.s3_prefix and not S3_PREFIX_PATTERN.fullmatch(settings.s3_prefix.rstrip("/")):
+        raise ConfigError(
+            f"MLSYNC_S3_PREFIX {settings.s3_prefix!r} is not an s3://bucket/prefix URI of a valid bucket "
+            "(lowercase letters, digits, '.', '-') and a prefix of letters, digits and _ . : / = + - @"
+        )
+    if settings.retry_mode not in {"standard", "adaptive", "legacy"}:
+        raise ConfigError(f"retry_mode {settings.retry_mode!r}: use standard or adaptive")
+    if settings.group_prefix and not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,30}", settings.group_prefix):
+        raise ConfigError(
+            f"group_prefix {settings.group_prefix!r} must be letters, digits and single '-' (SageMaker's "
+            "group-name pattern), at most 31 characters"
+        )
+    if not 0 < settings.safety_max_fraction <= 1:
+        raise ConfigError("safety_max_fraction must be in (0, 1]")

@@ -1,0 +1,126 @@
+"""The one composer: read MLflow -> map -> observe SageMaker -> plan -> check -> apply.
+
+Every trigger (CLI, registry-store plugin, webhook receiver) goes through `Engine`, so a version is
+mirrored the same way whichever way it arrives. `connect()` wires the real gateways; tests may build an
+`Engine` over any objects that fit the ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .config import Settings
+from .domain import ObservedGroup, PackageSpec, SourceModel
+from .errors import MappingError
+from .executor import Executor, Report
+from .mapping import decide_approval, desired_group, desired_package, headline_metric
+from .planner import Action, CreatePackage, LinkVersion, Plan, RecordProblem, UpdatePackage, plan_model
+from .ports import Registry, Source, Storage
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """One line of `mlsync status`: an MLflow version next to its SageMaker package."""
+
+    version: str
+    package: str | None
+    metric_name: str | None
+    metric_value: float | None
+    stage: str
+    aliases: tuple[str, ...]
+    approval: str | None
+    desired_approval: str | None
+    in_sync: bool
+    note: str = ""
+
+
+class Engine:
+    """Plans and applies reconciles of chosen models (or all of them)."""
+
+    def __init__(self, settings: Settings, source: Source, registry: Registry, storage: Storage) -> None:
+        self.settings = settings
+        self.source = source
+        self.registry = registry
+        self.storage = storage
+
+    def plan(self, names: Sequence[str] | None = None) -> Plan:
+        """The plan for `names` (every registered model when None); reads only."""
+        plan = Plan()
+        for name in self._names(names):
+            plan = plan + self._plan_one(name)[0]
+        return plan
+
+    def push(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        force: bool = False,
+        progress: Callable[[Action], None] | None = None,
+    ) -> tuple[Plan, Report]:
+        """Plan, check the safety threshold, and apply.
+
+        Raises:
+            UnsafePlanError: the plan changes too many approvals and `force` is False.
+        """
+        plan = self.plan(names)
+        plan.check_safety(self.settings.safety_min_existing, self.settings.safety_max_fraction, force)
+        executor = Executor(self.settings, self.source, self.registry, self.storage)
+        return plan, executor.apply(plan, progress)
+
+    def status(self, name: str) -> list[StatusRow]:
+        """Each version of one model with its package, approval and whether it is in sync."""
+        plan, model, observed = self._plan_one(name)
+        by_arn = {p.arn: p for p in observed.packages} if observed else {}
+        matched = {version: arn for _, version, arn in plan.matched}
+        pending = _versions_with_actions(plan.actions)
+        problems = {p.version: str(p) for p in plan.problems}
+        rows = []
+        for version in model.versions:
+            package = by_arn.get(matched.get(version.version, ""))
+            metric = headline_metric(version.metrics, self.settings.headline_metric)
+            try:
+                desired: str | None = decide_approval(version, self.settings.approval).status.value
+            except MappingError:
+                desired = None
+            rows.append(
+                StatusRow(
+                    version=version.version,
+                    package=package.arn if package else None,
+                    metric_name=metric[0] if metric else None,
+                    metric_value=metric[1] if metric else None,
+                    stage=version.stage,
+                    aliases=version.aliases,
+                    approval=package.approval.value if package else None,
+                    desired_approval=desired,
+                    in_sync=version.version not in pending and version.version not in problems,
+                    note=problems.get(version.version, ""),
+                )
+            )
+        return rows
+
+    def _names(self, names: Sequence[str] | None) -> list[str]:
+        return list(names) if names else self.source.model_names()
+
+    def _plan_one(self, name: str) -> tuple[Plan, SourceModel, ObservedGroup | None]:
+        model = self.source.read_model(name)
+        source_id = self.source.identity()
+        group = desired_group(model, self.settings)
+        observed = self.registry.observe_group(group.name)
+        desired: list[PackageSpec | MappingError] = []
+        for version in model.versions:
+            try:
+                desired.append(desired_package(version, group.name, source_id, self.settings))
+            except MappingError as exc:
+                desired.append(exc)
+        return plan_model(model, group, observed, desired, source_id), model, observed
+
+
+def _versions_with_actions(actions: Sequence[Action]) -> set[str]:
+    versions = set()
+    for action in actions:
+        if isinstance(action, CreatePackage):
+            versions.add(action.spec.version)
+        elif isinstance(action, (UpdatePackage, LinkVersion, RecordProblem)):
+            versions.add(action.version)
+    return versions

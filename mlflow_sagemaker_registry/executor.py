@@ -1,0 +1,194 @@
+"""Apply a `Plan` through the ports: the only step of a push that writes anything.
+
+Idempotent by construction: every create carries the version's deterministic `ClientToken`, documents
+and artifacts are content-addressed, and MLflow tags are written only when they differ. One version's
+failure never stops the others: it is recorded on the version (sync-status tag) and in the report, and
+the next push plans the same work again.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import artifacts
+from .config import Settings
+from .domain import Container, PackageSpec
+from .errors import MappingError, MlsyncError
+from .mapping import SYNCED, TAG_PACKAGE_ARN, TAG_SYNC_STATUS
+from .planner import Action, CreateGroup, CreatePackage, LinkVersion, Plan, RecordProblem, UpdatePackage
+from .ports import Registry, Source, Storage
+
+log = logging.getLogger(__name__)
+
+# What MLflow's own SageMaker deployment sets on the pyfunc serving container
+# (mlflow.sagemaker._get_deployment_config): the container reads them at start-up.
+PYFUNC_ENVIRONMENT = {"MLFLOW_DEPLOYMENT_FLAVOR_NAME": "python_function", "SERVING_ENVIRONMENT": "SageMaker"}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One action that failed, with the version it was for."""
+
+    model_name: str
+    version: str
+    action: str
+    message: str
+
+
+@dataclass
+class Report:
+    """What a push did."""
+
+    groups_created: list[str] = field(default_factory=list)
+    packages_created: list[str] = field(default_factory=list)
+    packages_updated: list[str] = field(default_factory=list)
+    versions_linked: list[str] = field(default_factory=list)
+    artifacts_uploaded: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "groups_created": self.groups_created,
+            "packages_created": self.packages_created,
+            "packages_updated": self.packages_updated,
+            "versions_linked": self.versions_linked,
+            "artifacts_uploaded": self.artifacts_uploaded,
+            "failures": [f.__dict__ for f in self.failures],
+        }
+
+
+class Executor:
+    """Applies plans; holds nothing between calls but its collaborators."""
+
+    def __init__(self, settings: Settings, source: Source, registry: Registry, storage: Storage) -> None:
+        self._settings = settings
+        self._source = source
+        self._registry = registry
+        self._storage = storage
+
+    def apply(self, plan: Plan, progress: Callable[[Action], None] | None = None) -> Report:
+        """Apply every action in order; a failed group or version skips only what depends on it."""
+        report = Report()
+        failed_groups: set[str] = set()
+        failed_versions: set[tuple[str, str]] = set()
+        for action in plan.actions:
+            try:
+                self._apply_one(action, report, failed_groups, failed_versions)
+            except MlsyncError as exc:
+                self._record_failure(action, exc, report, failed_groups, failed_versions)
+            if progress is not None:
+                progress(action)
+        return report
+
+    def _apply_one(
+        self,
+        action: Action,
+        report: Report,
+        failed_groups: set[str],
+        failed_versions: set[tuple[str, str]],
+    ) -> None:
+        if isinstance(action, CreateGroup):
+            self._registry.create_group(action.spec)
+            report.groups_created.append(action.spec.name)
+        elif isinstance(action, CreatePackage):
+            if action.spec.group_name in failed_groups:
+                raise MlsyncError(f"group {action.spec.group_name} could not be created")
+            arn = self._create(action.spec, report)
+            report.packages_created.append(arn)
+        elif isinstance(action, UpdatePackage):
+            for document in action.documents:
+                self._storage.put_document(document)
+            self._registry.update_package(
+                action.arn,
+                approval=action.approval,
+                approval_reason=action.approval_reason,
+                lifecycle=action.lifecycle,
+                metadata_set=action.metadata_set,
+                metadata_remove=action.metadata_remove,
+            )
+            report.packages_updated.append(action.arn)
+        elif isinstance(action, LinkVersion):
+            if (action.model_name, action.version) not in failed_versions:
+                self._source.set_version_tags(action.model_name, action.version, action.tags)
+                report.versions_linked.append(f"{action.model_name}/{action.version}")
+        elif isinstance(action, RecordProblem):
+            self._source.set_version_tags(
+                action.model_name, action.version, {TAG_SYNC_STATUS: action.message}
+            )
+
+    def _create(self, spec: PackageSpec, report: Report) -> str:
+        """Documents, then the artifact, then the package, then the MLflow back-link, in that order.
+
+        A crash between the create and the tag leaves a package whose metadata names its version, so
+        the next plan adopts it (and its ClientToken makes a retried create return the same package).
+        """
+        for document in spec.documents:
+            self._storage.put_document(document)
+        container = self._stage(spec, report)
+        arn = self._registry.create_package(spec, container)
+        self._source.set_version_tags(
+            spec.model_name, spec.version, {TAG_PACKAGE_ARN: arn, TAG_SYNC_STATUS: SYNCED}
+        )
+        return arn
+
+    def _stage(self, spec: PackageSpec, report: Report) -> Container:
+        """Package the MLflow model directory as a content-addressed `model.tar.gz` in S3."""
+        prefix = self._settings.require_s3_prefix()
+        with tempfile.TemporaryDirectory(prefix="mlsync-") as tmp:
+            model_dir = self._source.download_model(spec.artifact_uri, Path(tmp) / "model")
+            tarball = Path(tmp) / "model.tar.gz"
+            digest = artifacts.package_model(model_dir, tarball)
+            _flavors, mlflow_version = artifacts.read_mlmodel(model_dir)
+            url = artifacts.artifact_key(prefix, digest)
+            if self._storage.upload_file(tarball, url):
+                report.artifacts_uploaded += 1
+        image = self._settings.image_for(spec.model_name)
+        if image is None:
+            if mlflow_version is None:
+                raise MappingError(
+                    spec.model_name,
+                    spec.version,
+                    "its MLmodel file does not say which MLflow version saved it, so the serving image "
+                    "mlflow-pyfunc:<version> cannot be chosen",
+                    "set `image` (or [images] for this model) in mlsync.toml",
+                )
+            image = self._registry.default_image(mlflow_version)
+        return Container(image=image, model_data_url=url, environment=PYFUNC_ENVIRONMENT)
+
+    def _record_failure(
+        self,
+        action: Action,
+        exc: MlsyncError,
+        report: Report,
+        failed_groups: set[str],
+        failed_versions: set[tuple[str, str]],
+    ) -> None:
+        """Remember the failure and, for a version, tag it so the MLflow UI shows why it is not mirrored."""
+        name = type(action).__name__
+        if isinstance(action, CreateGroup):
+            failed_groups.add(action.spec.name)
+            report.failures.append(Failure(action.spec.model_name, "", name, str(exc)))
+            log.error("creating group %s failed: %s", action.spec.name, exc)
+            return
+        model, version = _version_of(action)
+        failed_versions.add((model, version))
+        report.failures.append(Failure(model, version, name, str(exc)))
+        log.error("model %r version %s: %s failed: %s", model, version, name, exc)
+        try:
+            self._source.set_version_tags(model, version, {TAG_SYNC_STATUS: f"failed: {exc}"[:5000]})
+        except MlsyncError as tag_exc:
+            log.error("could not record the failure on model %r version %s: %s", model, version, tag_exc)
+
+
+def _version_of(action: CreatePackage | UpdatePackage | LinkVersion | RecordProblem) -> tuple[str, str]:
+    if isinstance(action, CreatePackage):
+        return action.spec.model_name, action.spec.version
+    return action.model_name, action.version

@@ -1,0 +1,408 @@
+"""Pure mapping: one MLflow registered model / version -> the SageMaker group / package it should be.
+
+No I/O and no boto3, mlflow or click: every rule here is unit-tested exhaustively and documented in
+docs/mapping.md. The SageMaker limits enforced here are the real API's (botocore's sagemaker
+service-2.json), which moto does not check:
+
+- group names: `[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`;
+- `CustomerMetadataProperties`: at most 50 entries, keys 1-128 and values 1-256 characters, both of
+  `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]` only;
+- `ModelPackageDescription`: at most 1024 characters, no control characters.
+
+What does not fit is never truncated silently: the full record goes to a JSON document in S3 and the
+metadata points at it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .config import ApprovalRules, Settings
+from .domain import (
+    ApprovalStatus,
+    Document,
+    GroupSpec,
+    Lifecycle,
+    PackageSpec,
+    SourceModel,
+    SourceVersion,
+)
+from .errors import MappingError
+
+GROUP_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+MAX_GROUP_NAME = 63
+MAX_METADATA_ENTRIES = 50
+MAX_METADATA_KEY = 128
+MAX_METADATA_VALUE = 256
+MAX_DESCRIPTION = 1024
+ENCODED_PREFIX = "b64:"
+
+# Metadata keys mlsync owns. Keys outside these prefixes (added by hand in SageMaker) are never removed.
+KEY_MODEL = "mlflow.registered_model"
+KEY_VERSION = "mlflow.version"
+KEY_RUN = "mlflow.run_id"
+KEY_SERVER = "mlflow.tracking_server"
+KEY_USER = "mlflow.user"
+KEY_DOCUMENT = "mlsync.run_document"
+KEY_OMITTED = "mlsync.omitted"
+PARAM_PREFIX = "param."
+METRIC_PREFIX = "metric."
+DATASET_PREFIX = "dataset."
+OWNED_PREFIXES = ("mlflow.", "mlsync.", PARAM_PREFIX, METRIC_PREFIX, DATASET_PREFIX)
+
+# MLflow version tags mlsync writes (the only MLflow data it writes). The ARN tag is the one AWS's own
+# MLflow auto-registration uses.
+TAG_PACKAGE_ARN = "sagemaker.model_package_arn"
+TAG_SYNC_STATUS = "mlsync.sync_status"
+SYNCED = "synced"
+
+_TOKEN_NAMESPACE = uuid.UUID("6f1b7c1e-34d4-4c55-9d0f-6d6c73796e63")
+
+
+def is_metadata_text(text: str) -> bool:
+    """Whether `text` matches SageMaker's metadata character class `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]`."""
+    return all(ch in "_.:/=+-@" or unicodedata.category(ch)[0] in "LZN" for ch in text)
+
+
+def fits_value(text: str) -> bool:
+    """Whether `text` can be a `CustomerMetadataProperties` value as it is."""
+    return 1 <= len(text) <= MAX_METADATA_VALUE and is_metadata_text(text)
+
+
+def fits_key(text: str) -> bool:
+    """Whether `text` can be a `CustomerMetadataProperties` key as it is."""
+    return 1 <= len(text) <= MAX_METADATA_KEY and is_metadata_text(text)
+
+
+def encode_identity(text: str) -> str:
+    """An identity value (model name, source id) as metadata: raw when it fits, else `b64:` + base64.
+
+    Base64's alphabet (`A-Za-z0-9+/=`) is inside the metadata character class, and a raw value that
+    itself starts with `b64:` is encoded too, so decoding is never ambiguous.
+    """
+    if fits_value(text) and not text.startswith(ENCODED_PREFIX):
+        return text
+    encoded = ENCODED_PREFIX + base64.b64encode(text.encode()).decode()
+    if len(encoded) > MAX_METADATA_VALUE:
+        return ENCODED_PREFIX + "sha256=" + hashlib.sha256(text.encode()).hexdigest()
+    return encoded
+
+
+def decode_identity(value: str) -> str:
+    """Inverse of `encode_identity` (a hashed over-long value cannot be decoded and stays as it is)."""
+    if value.startswith(ENCODED_PREFIX) and not value.startswith(ENCODED_PREFIX + "sha256="):
+        return base64.b64decode(value[len(ENCODED_PREFIX) :]).decode()
+    return value
+
+
+def group_name(model_name: str, prefix: str = "") -> str:
+    """The model package group for a registered model: the name itself when SageMaker accepts it.
+
+    Otherwise a readable form (ASCII letters and digits, other runs of characters -> one `-`) plus `-`
+    and 8 hex characters of the name's sha256, so two MLflow names never share a group.
+    """
+    full = f"{prefix}-{model_name}" if prefix else model_name
+    if GROUP_NAME.fullmatch(full):
+        return full
+    ascii_name = unicodedata.normalize("NFKD", model_name).encode("ascii", "ignore").decode()
+    readable = re.sub(r"[^a-zA-Z0-9]+", "-", ascii_name).strip("-")
+    digest = hashlib.sha256(model_name.encode()).hexdigest()[:8]
+    head = f"{prefix}-{readable}" if prefix and readable else prefix or readable
+    head = head[: MAX_GROUP_NAME - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}" if head else f"mlflow-{digest}"
+
+
+def client_token(source_id: str, model_name: str, version: str) -> str:
+    """The `ClientToken` for creating this version's package: the same on every run and every machine.
+
+    A uuid5 is 36 characters of `[a-f0-9-]`, exactly what the API allows (1-36 of `[a-zA-Z0-9-]`), so a
+    retried or concurrent create of the same version is recognised by SageMaker as one request.
+    """
+    return str(uuid.uuid5(_TOKEN_NAMESPACE, "\0".join((source_id, model_name, version))))
+
+
+def format_metric(value: float) -> str:
+    """A metric as text that round-trips exactly: `repr` for finite floats, NaN/Infinity spelled out."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(float(value))
+
+
+def json_metric(value: float) -> float | str:
+    """A metric for strict JSON: finite floats as numbers (exact), NaN and infinities as strings."""
+    return value if math.isfinite(value) else format_metric(value)
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    """The approval and lifecycle a version should have, and the rule that decided it."""
+
+    status: ApprovalStatus
+    lifecycle: Lifecycle | None
+    reason: str
+
+
+_LIFECYCLE_STATUS = {
+    ApprovalStatus.APPROVED: "Approved",
+    ApprovalStatus.REJECTED: "Rejected",
+    ApprovalStatus.PENDING: "PendingApproval",
+}
+
+
+def decide_approval(version: SourceVersion, rules: ApprovalRules) -> ApprovalDecision:
+    """Approval by precedence: version tag, then the first configured alias it has, then its stage.
+
+    Raises:
+        MappingError: the approval tag holds something that is not an approval status.
+    """
+    tagged = version.tags.get(rules.tag)
+    alias = next((a for a in rules.aliases if a in version.aliases), None)
+    if tagged is not None:
+        status = _parse_status(tagged, version, rules.tag)
+        reason = f"tag {rules.tag}={tagged}"
+    elif alias is not None:
+        status = rules.aliases[alias]
+        reason = f"alias @{alias}"
+    else:
+        status = rules.stages.get(version.stage, ApprovalStatus.PENDING)
+        reason = f"stage {version.stage}"
+    stage = next(
+        (rules.alias_lifecycle_stages[a] for a in version.aliases if a in rules.alias_lifecycle_stages),
+        rules.lifecycle_stages.get(version.stage),
+    )
+    lifecycle = Lifecycle(stage, _LIFECYCLE_STATUS[status]) if stage else None
+    return ApprovalDecision(status, lifecycle, reason)
+
+
+def _parse_status(value: str, version: SourceVersion, tag: str) -> ApprovalStatus:
+    for status in ApprovalStatus:
+        if value.strip().lower() == status.value.lower():
+            return status
+    choices = ", ".join(s.value for s in ApprovalStatus)
+    raise MappingError(
+        version.model_name,
+        version.version,
+        f"tag {tag}={value!r} is not a SageMaker approval status",
+        f"set the tag to one of {choices}, or delete it to use the stage/alias mapping",
+    )
+
+
+def desired_group(model: SourceModel, settings: Settings) -> GroupSpec:
+    """The group for a registered model; the exact MLflow name is kept in its description and a tag."""
+    name = group_name(model.name, settings.group_prefix)
+    description = _clean_description(f"MLflow registered model {model.name}")
+    return GroupSpec(
+        name=name,
+        model_name=model.name,
+        description=description,
+        tags={KEY_MODEL: encode_identity(model.name)},
+    )
+
+
+def document_uri(s3_prefix: str, body: bytes) -> str:
+    """Documents are content-addressed, so a URI written once never changes under a reader.
+
+    `ModelMetrics` cannot be updated after creation; a per-version key rewritten later would make the
+    digest recorded in the package wrong.
+    """
+    return f"{s3_prefix}/documents/{hashlib.sha256(body).hexdigest()}.json"
+
+
+def make_document(s3_prefix: str, payload: Mapping[str, Any]) -> Document:
+    """A JSON document with its content-addressed URI and `sha256:` digest."""
+    body = json.dumps(payload, sort_keys=True, allow_nan=False, ensure_ascii=False, indent=1).encode()
+    return Document(document_uri(s3_prefix, body), body, "sha256:" + hashlib.sha256(body).hexdigest())
+
+
+def run_record(version: SourceVersion, source_id: str) -> dict[str, Any]:
+    """Everything mirrored from the version, losslessly: the S3 document behind the metadata."""
+    return {
+        "format": "mlsync.run/1",
+        "registered_model": version.model_name,
+        "version": version.version,
+        "run_id": version.run_id,
+        "tracking_server": source_id,
+        "description": version.description,
+        "params": dict(sorted(version.params.items())),
+        "metrics": {k: json_metric(v) for k, v in sorted(version.metrics.items())},
+        "datasets": [{"name": d.name, "digest": d.digest} for d in version.datasets],
+        "user": version.user,
+        "run_link": version.run_link,
+    }
+
+
+# MLflow metric names (autolog and mlflow.evaluate spellings, with or without a `training_`/`test_` or
+# `val_` prefix) -> (SageMaker model-quality section, metric name).
+_REGRESSION = "regression_metrics"
+_BINARY = "binary_classification_metrics"
+_QUALITY_NAMES: Mapping[str, tuple[str, str]] = {
+    "mae": (_REGRESSION, "mae"),
+    "mean_absolute_error": (_REGRESSION, "mae"),
+    "mse": (_REGRESSION, "mse"),
+    "mean_squared_error": (_REGRESSION, "mse"),
+    "rmse": (_REGRESSION, "rmse"),
+    "root_mean_squared_error": (_REGRESSION, "rmse"),
+    "r2": (_REGRESSION, "r2"),
+    "r2_score": (_REGRESSION, "r2"),
+    "accuracy": (_BINARY, "accuracy"),
+    "accuracy_score": (_BINARY, "accuracy"),
+    "precision": (_BINARY, "precision"),
+    "precision_score": (_BINARY, "precision"),
+    "recall": (_BINARY, "recall"),
+    "recall_score": (_BINARY, "recall"),
+    "f1": (_BINARY, "f1"),
+    "f1_score": (_BINARY, "f1"),
+    "auc": (_BINARY, "auc"),
+    "roc_auc": (_BINARY, "auc"),
+    "log_loss": (_BINARY, "log_loss"),
+}
+_METRIC_PREFIXES = ("", "test_", "eval_", "val_", "validation_", "training_", "train_")
+
+
+def quality_statistics(metrics: Mapping[str, float]) -> dict[str, Any] | None:
+    """SageMaker's model-quality statistics JSON from MLflow metrics, plus the raw metrics.
+
+    The problem type is the section most recognised names fall into (classification metrics go to
+    `binary_classification_metrics`; a `multiclass` tag-driven split is left to configuration later).
+    Held-out metrics (`test_`, `eval_`, `val_`) win over training ones for the same SageMaker name.
+    Returns None when no metric name is recognised.
+    """
+    sections: dict[str, dict[str, dict[str, float | str]]] = {}
+    for prefix in _METRIC_PREFIXES:
+        for name, value in sorted(metrics.items()):
+            if not name.startswith(prefix) or name[len(prefix) :] not in _QUALITY_NAMES:
+                continue
+            section, sm_name = _QUALITY_NAMES[name[len(prefix) :]]
+            sections.setdefault(section, {}).setdefault(
+                sm_name, {"value": json_metric(value), "standard_deviation": "NaN"}
+            )
+    if not sections:
+        return None
+    main = max(sections, key=lambda s: len(sections[s]))
+    return {main: sections[main], "mlflow_metrics": {k: json_metric(v) for k, v in sorted(metrics.items())}}
+
+
+_HEADLINE_ORDER = ("accuracy", "auc", "f1", "r2", "rmse", "mae", "mse", "precision", "recall", "log_loss")
+
+
+def headline_metric(metrics: Mapping[str, float], preferred: str | None = None) -> tuple[str, float] | None:
+    """The one metric `mlsync status` shows: the configured one, else the first recognised quality
+    metric (held-out before training), else None."""
+    if preferred:
+        return (preferred, metrics[preferred]) if preferred in metrics else None
+    for wanted in _HEADLINE_ORDER:
+        for prefix in _METRIC_PREFIXES:
+            for name, value in sorted(metrics.items()):
+                if name.startswith(prefix) and _QUALITY_NAMES.get(name[len(prefix) :], ("", ""))[1] == wanted:
+                    return name, value
+    return None
+
+
+def customer_metadata(
+    version: SourceVersion, source_id: str, run_document: Document
+) -> tuple[dict[str, str], int]:
+    """The `CustomerMetadataProperties` of a version, within SageMaker's limits.
+
+    Identity keys first (they are how a package is matched to its MLflow version), then datasets,
+    metrics and params in name order while the 50-entry budget lasts. Returns the map and how many
+    items did not fit as they are (those are only in the run document, which the metadata names).
+    """
+    entries: dict[str, str] = {
+        KEY_MODEL: encode_identity(version.model_name),
+        KEY_VERSION: version.version,
+        KEY_SERVER: encode_identity(source_id),
+        KEY_DOCUMENT: run_document.s3_uri,
+    }
+    if version.run_id:
+        entries[KEY_RUN] = version.run_id
+    if version.user and fits_value(version.user):
+        entries[KEY_USER] = version.user
+    candidates: list[tuple[str, str]] = [
+        *((DATASET_PREFIX + d.name, d.digest) for d in version.datasets),
+        *((METRIC_PREFIX + k, format_metric(v)) for k, v in sorted(version.metrics.items())),
+        *((PARAM_PREFIX + k, v) for k, v in sorted(version.params.items())),
+    ]
+    omitted = 0
+    budget = MAX_METADATA_ENTRIES - len(entries) - 1  # one entry is kept for KEY_OMITTED
+    for key, value in candidates:
+        if budget > 0 and fits_key(key) and fits_value(value):
+            entries[key] = value
+            budget -= 1
+        else:
+            omitted += 1
+    entries[KEY_OMITTED] = str(omitted)
+    return entries, omitted
+
+
+def metadata_properties(version: SourceVersion) -> dict[str, str]:
+    """`MetadataProperties`: where the model came from (run link, git repository and commit)."""
+    props = {
+        "GeneratedBy": version.run_link or "",
+        "Repository": version.run_tags.get("mlflow.source.git.repoURL", ""),
+        "CommitId": version.run_tags.get("mlflow.source.git.commit", ""),
+    }
+    return {k: v[:1024] for k, v in props.items() if v}
+
+
+def _clean_description(text: str) -> str:
+    """A description SageMaker accepts: control characters (newlines) folded into spaces, <= 1024."""
+    folded = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
+    folded = re.sub(r" {2,}", " ", folded).strip()
+    return folded if len(folded) <= MAX_DESCRIPTION else folded[: MAX_DESCRIPTION - 1] + "…"
+
+
+def desired_package(version: SourceVersion, group: str, source_id: str, settings: Settings) -> PackageSpec:
+    """The package one MLflow version should be mirrored as.
+
+    Raises:
+        MappingError: the version cannot be mirrored as it is (the message names the fix).
+    """
+    prefix = settings.require_s3_prefix()
+    decision = decide_approval(version, settings.approval)
+    run_document = make_document(prefix, run_record(version, source_id))
+    statistics = quality_statistics(version.metrics)
+    metadata, _ = customer_metadata(version, source_id, run_document)
+    description = _clean_description(version.description)
+    return PackageSpec(
+        group_name=group,
+        model_name=version.model_name,
+        version=version.version,
+        client_token=client_token(source_id, version.model_name, version.version),
+        approval=decision.status,
+        lifecycle=decision.lifecycle,
+        customer_metadata=metadata,
+        description=description,
+        metadata_properties=metadata_properties(version),
+        run_document=run_document,
+        quality_statistics=make_document(prefix, statistics) if statistics else None,
+        artifact_uri=version.artifact_uri,
+        approval_reason=f"mlsync: {decision.reason}"[:1024],
+    )
+
+
+def identity_of(metadata: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """(source id, model name, version) recorded in a package's metadata, or None if not mlsync's."""
+    try:
+        return (
+            decode_identity(metadata[KEY_SERVER]),
+            decode_identity(metadata[KEY_MODEL]),
+            metadata[KEY_VERSION],
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def owned_keys(keys: Iterable[str]) -> list[str]:
+    """The metadata keys among `keys` that mlsync manages (and so may remove)."""
+    return sorted(k for k in keys if k.startswith(OWNED_PREFIXES))

@@ -1,0 +1,338 @@
+"""Pure planning: desired packages vs what SageMaker holds -> a `Plan` of actions.
+
+Like octodns' plan: no I/O here, a deterministic order (groups, then each model's versions in version
+order), an empty plan when everything is in sync, a JSON form and checksum for review, and a safety
+check that refuses to change the approval of many existing packages at once unless forced.
+
+A package belongs to an MLflow version by the identity in its metadata (source registry, model,
+version), so a package created by a run that crashed before tagging MLflow is adopted, never duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .domain import (
+    ApprovalStatus,
+    Document,
+    GroupSpec,
+    Lifecycle,
+    ObservedGroup,
+    ObservedPackage,
+    PackageSpec,
+    SourceModel,
+    SourceVersion,
+)
+from .errors import MappingError, UnsafePlanError
+from .mapping import (
+    KEY_DOCUMENT,
+    SYNCED,
+    TAG_PACKAGE_ARN,
+    TAG_SYNC_STATUS,
+    identity_of,
+    owned_keys,
+)
+
+
+@dataclass(frozen=True)
+class CreateGroup:
+    """Create the model package group of a registered model."""
+
+    spec: GroupSpec
+
+    def describe(self) -> dict[str, Any]:
+        return {"action": "create-group", "group": self.spec.name, "model": self.spec.model_name}
+
+
+@dataclass(frozen=True)
+class CreatePackage:
+    """Create the package of one MLflow version (then tag the version with its ARN)."""
+
+    spec: PackageSpec
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "action": "create-package",
+            "group": spec.group_name,
+            "model": spec.model_name,
+            "version": spec.version,
+            "approval": spec.approval.value,
+            "approval_reason": spec.approval_reason,
+            "lifecycle": _lifecycle_dict(spec.lifecycle),
+            "client_token": spec.client_token,
+            "metadata_entries": len(spec.customer_metadata),
+            "documents": [d.s3_uri for d in spec.documents],
+        }
+
+
+@dataclass(frozen=True)
+class UpdatePackage:
+    """Change the updatable fields of an existing package in one UpdateModelPackage call."""
+
+    arn: str
+    model_name: str
+    version: str
+    approval: ApprovalStatus | None = None
+    previous_approval: ApprovalStatus | None = None
+    approval_reason: str = ""
+    lifecycle: Lifecycle | None = None
+    metadata_set: Mapping[str, str] = field(default_factory=dict)
+    metadata_remove: tuple[str, ...] = ()
+    documents: tuple[Document, ...] = ()
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "action": "update-package",
+            "arn": self.arn,
+            "model": self.model_name,
+            "version": self.version,
+        }
+        if self.approval is not None:
+            out["approval"] = {"from": _value(self.previous_approval), "to": self.approval.value}
+            out["approval_reason"] = self.approval_reason
+        if self.lifecycle is not None:
+            out["lifecycle"] = _lifecycle_dict(self.lifecycle)
+        if self.metadata_set:
+            out["metadata_set"] = dict(self.metadata_set)
+        if self.metadata_remove:
+            out["metadata_remove"] = list(self.metadata_remove)
+        return out
+
+
+@dataclass(frozen=True)
+class LinkVersion:
+    """Write the back-link tags (package ARN, sync status) on the MLflow version."""
+
+    model_name: str
+    version: str
+    tags: Mapping[str, str]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "link-version",
+            "model": self.model_name,
+            "version": self.version,
+            "tags": dict(self.tags),
+        }
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """Record on the MLflow version why it cannot be mirrored (its sync-status tag)."""
+
+    model_name: str
+    version: str
+    message: str
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "record-problem",
+            "model": self.model_name,
+            "version": self.version,
+            "message": self.message,
+        }
+
+
+Action = CreateGroup | CreatePackage | UpdatePackage | LinkVersion | RecordProblem
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A difference SageMaker cannot update in place (creation-only fields, duplicates): reported only."""
+
+    model_name: str
+    version: str
+    arn: str
+    field: str
+    detail: str
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "version": self.version,
+            "arn": self.arn,
+            "field": self.field,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a push would do, in the order it would do it."""
+
+    actions: tuple[Action, ...] = ()
+    drift: tuple[Drift, ...] = ()
+    problems: tuple[MappingError, ...] = ()
+    matched: tuple[tuple[str, str, str], ...] = ()
+    """(model, version, package ARN) of every version that already has its package."""
+
+    def __add__(self, other: Plan) -> Plan:
+        groups = [a for a in (*self.actions, *other.actions) if isinstance(a, CreateGroup)]
+        rest = [a for a in (*self.actions, *other.actions) if not isinstance(a, CreateGroup)]
+        return Plan(
+            actions=(*groups, *rest),
+            drift=(*self.drift, *other.drift),
+            problems=(*self.problems, *other.problems),
+            matched=(*self.matched, *other.matched),
+        )
+
+    @property
+    def existing(self) -> int:
+        """How many versions already have their package (the base of the safety threshold)."""
+        return len(self.matched)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when a push would write nothing."""
+        return not self.actions
+
+    @property
+    def approval_changes(self) -> int:
+        """How many existing packages would change approval."""
+        return sum(1 for a in self.actions if isinstance(a, UpdatePackage) and a.approval is not None)
+
+    def check_safety(self, min_existing: int, max_fraction: float, force: bool = False) -> None:
+        """Refuse a plan that changes the approval of more than `max_fraction` of the existing packages.
+
+        Only applies once at least `min_existing` packages exist, like octodns' update threshold: a
+        wrong mapping rule or alias should not flip a whole registry's deployments in one push.
+
+        Raises:
+            UnsafePlanError: unless `force`.
+        """
+        changes = self.approval_changes
+        if force or self.existing < min_existing or changes <= max_fraction * self.existing:
+            return
+        raise UnsafePlanError(
+            f"this plan changes the approval of {changes} of {self.existing} existing model packages "
+            f"(more than {max_fraction:.0%}); review it with `mlsync plan` and rerun with --force"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain data (what `--output json` prints)."""
+        return {
+            "actions": [a.describe() for a in self.actions],
+            "drift": [d.describe() for d in self.drift],
+            "problems": [
+                {"model": p.model_name, "version": p.version, "problem": p.problem, "fix": p.fix}
+                for p in self.problems
+            ],
+            "existing_packages": self.existing,
+        }
+
+    def checksum(self) -> str:
+        """A sha256 of the plan's JSON, so exactly the reviewed plan can be asked for."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def plan_model(
+    model: SourceModel,
+    group: GroupSpec,
+    observed: ObservedGroup | None,
+    desired: Sequence[PackageSpec | MappingError],
+    source_id: str,
+) -> Plan:
+    """Plan one registered model: `desired[i]` is the mapping of `model.versions[i]` (or why it failed)."""
+    packages = observed.packages if observed else ()
+    actions: list[Action] = [] if observed else [CreateGroup(group)]
+    drift: list[Drift] = []
+    problems: list[MappingError] = []
+    matched: list[tuple[str, str, str]] = []
+    for version, spec in zip(model.versions, desired, strict=True):
+        if isinstance(spec, MappingError):
+            problems.append(spec)
+            status = f"failed: {spec}"[:5000]
+            if version.tags.get(TAG_SYNC_STATUS) != status:
+                actions.append(RecordProblem(version.model_name, version.version, status))
+            continue
+        matches = _matches(version, packages, source_id)
+        if not matches:
+            actions.append(CreatePackage(spec))
+            continue
+        package = matches[0]
+        matched.append((version.model_name, version.version, package.arn))
+        drift.extend(
+            Drift(
+                version.model_name,
+                version.version,
+                extra.arn,
+                "duplicate",
+                f"also mirrored as {package.arn}; delete the extra package",
+            )
+            for extra in matches[1:]
+        )
+        drift.extend(_drift(spec, package))
+        update = _update(spec, package)
+        if update is not None:
+            actions.append(update)
+        link = {TAG_PACKAGE_ARN: package.arn, TAG_SYNC_STATUS: SYNCED}
+        if any(version.tags.get(k) != v for k, v in link.items()):
+            actions.append(LinkVersion(version.model_name, version.version, link))
+    return Plan(tuple(actions), tuple(drift), tuple(problems), tuple(matched))
+
+
+def _matches(
+    version: SourceVersion, packages: Sequence[ObservedPackage], source_id: str
+) -> list[ObservedPackage]:
+    """Packages of this version: by metadata identity, else by the ARN tag on a package without one."""
+    key = (source_id, version.model_name, version.version)
+    found = [p for p in packages if identity_of(p.customer_metadata) == key]
+    if not found:
+        tagged = version.tags.get(TAG_PACKAGE_ARN, "").lower()
+        found = [p for p in packages if p.arn.lower() == tagged and identity_of(p.customer_metadata) is None]
+    return sorted(found, key=lambda p: p.package_version)
+
+
+def _update(spec: PackageSpec, package: ObservedPackage) -> UpdatePackage | None:
+    approval = spec.approval if spec.approval != package.approval else None
+    lifecycle = spec.lifecycle if spec.lifecycle is not None and spec.lifecycle != package.lifecycle else None
+    metadata_set = {k: v for k, v in spec.customer_metadata.items() if package.customer_metadata.get(k) != v}
+    remove = tuple(k for k in owned_keys(package.customer_metadata) if k not in spec.customer_metadata)
+    if approval is None and lifecycle is None and not metadata_set and not remove:
+        return None
+    return UpdatePackage(
+        arn=package.arn,
+        model_name=spec.model_name,
+        version=spec.version,
+        approval=approval,
+        previous_approval=package.approval if approval else None,
+        approval_reason=spec.approval_reason if approval else "",
+        lifecycle=lifecycle,
+        metadata_set=metadata_set,
+        metadata_remove=remove,
+        documents=(spec.run_document,) if KEY_DOCUMENT in metadata_set else (),
+    )
+
+
+def _drift(spec: PackageSpec, package: ObservedPackage) -> list[Drift]:
+    """Creation-only fields that differ: SageMaker cannot update them, and a second package is wrong."""
+    desired_digest = spec.quality_statistics.digest if spec.quality_statistics else None
+    checks = (
+        ("ModelPackageDescription", spec.description, package.description),
+        ("MetadataProperties", dict(spec.metadata_properties), dict(package.metadata_properties)),
+        ("ModelMetrics", desired_digest, package.quality_statistics_digest),
+    )
+    return [
+        Drift(
+            spec.model_name,
+            spec.version,
+            package.arn,
+            name,
+            f"MLflow now gives {want!r}, the package was created with {have!r} (creation-only field)",
+        )
+        for name, want, have in checks
+        if want != have
+    ]
+
+
+def _lifecycle_dict(lifecycle: Lifecycle | None) -> dict[str, str] | None:
+    return {"Stage": lifecycle.stage, "StageStatus": lifecycle.stage_status} if lifecycle else None
+
+
+def _value(status: ApprovalStatus | None) -> str | None:
+    return status.value if status else None
