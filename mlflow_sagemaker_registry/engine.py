@@ -58,15 +58,20 @@ class Engine:
         force: bool = False,
         progress: Callable[[Action], None] | None = None,
     ) -> tuple[Plan, Report]:
-        """Plan, check the safety threshold, and apply.
+        """Plan, then apply (see `apply`)."""
+        plan = self.plan(names)
+        return plan, self.apply(plan, force=force, progress=progress)
+
+    def apply(
+        self, plan: Plan, *, force: bool = False, progress: Callable[[Action], None] | None = None
+    ) -> Report:
+        """Check the safety threshold, then apply the plan.
 
         Raises:
             UnsafePlanError: the plan changes too many approvals and `force` is False.
         """
-        plan = self.plan(names)
         plan.check_safety(self.settings.safety_min_existing, self.settings.safety_max_fraction, force)
-        executor = Executor(self.settings, self.source, self.registry, self.storage)
-        return plan, executor.apply(plan, progress)
+        return Executor(self.settings, self.source, self.registry, self.storage).apply(plan, progress)
 
     def status(self, name: str) -> list[StatusRow]:
         """Each version of one model with its package, approval and whether it is in sync."""

@@ -1,0 +1,277 @@
+"""`mlsync`: plan, push and inspect the MLflow -> SageMaker mirror from a shell.
+
+A thin shell over `Engine`: it parses flags into `Settings`, prints plans, reports and tables, and turns
+the error hierarchy into exit codes (documented in docs/configuration.md):
+
+    0  done (or nothing to do)
+    1  some actions failed, or MLflow / AWS could not be reached
+    2  usage or configuration error
+    3  the plan was refused by the safety threshold (rerun with --force)
+    4  some versions cannot be mirrored as they are (each named with its fix); the rest were applied
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from ..config import Settings, load_settings
+from ..engine import Engine, StatusRow
+from ..errors import ConfigError, MlsyncError, UnsafePlanError
+from ..executor import Report
+from ..planner import Action, CreateGroup, CreatePackage, LinkVersion, Plan, RecordProblem, UpdatePackage
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNSAFE = 3
+EXIT_PROBLEMS = 4
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    """What the group options decided, shared with every command."""
+
+    def __init__(self, flags: dict[str, Any], output: str) -> None:
+        self.flags = flags
+        self.output = output
+
+    def settings(self) -> Settings:
+        return load_settings(self.flags)
+
+    def engine(self, settings: Settings) -> Engine:
+        from ..wiring import connect  # imports boto3 and mlflow: only when a command needs them
+
+        return connect(settings)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI.")
+@click.option(
+    "--registry-uri", envvar="MLFLOW_REGISTRY_URI", help="MLflow registry URI (default: tracking URI)."
+)
+@click.option(
+    "--config", "config", type=click.Path(dir_okay=False), help="mlsync.toml or pyproject.toml to read."
+)
+@click.option("--region", help="AWS region (default: boto3's chain, e.g. AWS_REGION).")
+@click.option("--s3-prefix", help="s3://bucket/prefix for the documents and artifacts mlsync writes.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, /, output: str, verbose: int, **flags: Any) -> None:
+    """Mirror an MLflow Model Registry into the Amazon SageMaker Model Registry."""
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = Context(flags, output)
+
+
+def _models_arguments(command: F) -> F:
+    command = click.option("--all", "all_models", is_flag=True, help="Every registered model.")(command)
+    return click.argument("models", nargs=-1)(command)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn mlsync's errors into one clear line and an exit code; never a traceback for them."""
+    try:
+        yield
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except UnsafePlanError as exc:
+        click.echo(f"refused: {exc}", err=True)
+        sys.exit(EXIT_UNSAFE)
+    except MlsyncError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+def _selection(models: Sequence[str], all_models: bool) -> list[str] | None:
+    if models and all_models:
+        raise click.UsageError("give model names or --all, not both")
+    if not models and not all_models:
+        raise click.UsageError("name the registered models to mirror, or pass --all")
+    return None if all_models else list(models)
+
+
+@cli.command()
+@_models_arguments
+@click.pass_obj
+def plan(obj: Context, models: tuple[str, ...], all_models: bool) -> None:
+    """Show what a push would change, without changing anything."""
+    selection = _selection(models, all_models)
+    with _errors():
+        settings = obj.settings()
+        result = obj.engine(settings).plan(selection)
+    _print_plan(result, obj.output)
+    sys.exit(EXIT_PROBLEMS if result.problems else 0)
+
+
+@cli.command()
+@_models_arguments
+@click.option("--dry-run", is_flag=True, help="Plan only (same as `mlsync plan`).")
+@click.option("--force", is_flag=True, help="Apply even if the plan changes many approvals at once.")
+@click.pass_obj
+def push(obj: Context, models: tuple[str, ...], all_models: bool, dry_run: bool, force: bool) -> None:
+    """Reconcile SageMaker with MLflow: plan, check, apply. Safe to rerun at any time."""
+    selection = _selection(models, all_models)
+    with _errors():
+        settings = obj.settings()
+        engine = obj.engine(settings)
+        result = engine.plan(selection)
+        if dry_run:
+            _print_plan(result, obj.output)
+            sys.exit(EXIT_PROBLEMS if result.problems else 0)
+        with _progress(obj.output, len(result.actions)) as progress:
+            report = engine.apply(result, force=force, progress=progress)
+    _print_push(result, report, obj.output)
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+    sys.exit(EXIT_PROBLEMS if result.problems else 0)
+
+
+@cli.command()
+@click.argument("model")
+@click.pass_obj
+def status(obj: Context, model: str) -> None:
+    """Each version of MODEL beside its SageMaker package and approval."""
+    with _errors():
+        settings = obj.settings()
+        rows = obj.engine(settings).status(model)
+    if obj.output == "json":
+        click.echo(json.dumps([row.__dict__ for row in rows], indent=2, default=str))
+    else:
+        click.echo(format_status(model, rows))
+    sys.exit(0 if all(r.in_sync for r in rows) else EXIT_FAILED)
+
+
+@contextmanager
+def _progress(output: str, total: int) -> Iterator[Callable[[Action], None] | None]:
+    """A progress bar on stderr for long pushes at a terminal (never in JSON or piped output)."""
+    if output != "text" or total < 5 or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label="mirroring", file=sys.stderr) as bar:
+        yield lambda _action: bar.update(1)
+
+
+def _print_plan(result: Plan, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps({**result.to_dict(), "checksum": result.checksum()}, indent=2))
+        return
+    for action in result.actions:
+        click.echo(describe_action(action))
+    for drift in result.drift:
+        click.echo(f"! drift   {drift.model_name} v{drift.version} {drift.field}: {drift.detail}")
+    for problem in result.problems:
+        click.echo(f"! cannot mirror {problem}", err=True)
+    click.echo(summary(result))
+
+
+def _print_push(result: Plan, report: Report, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps({"plan": result.to_dict(), "report": report.to_dict()}, indent=2))
+        return
+    _print_plan(result, output)
+    for failure in report.failures:
+        click.echo(
+            f"! failed  {failure.model_name} v{failure.version} {failure.action}: {failure.message}", err=True
+        )
+    click.echo(
+        f"Applied: {len(report.groups_created)} groups and {len(report.packages_created)} packages created, "
+        f"{len(report.packages_updated)} packages updated, {len(report.versions_linked)} versions linked, "
+        f"{report.artifacts_uploaded} artifacts uploaded, {len(report.failures)} failures."
+    )
+
+
+def describe_action(action: Action) -> str:
+    """One line of a text plan."""
+    if isinstance(action, CreateGroup):
+        return f"+ group   {action.spec.name} (MLflow model {action.spec.model_name!r})"
+    if isinstance(action, CreatePackage):
+        spec = action.spec
+        return (
+            f"+ package {spec.model_name} v{spec.version} -> {spec.group_name}: "
+            f"{spec.approval.value} ({spec.approval_reason.removeprefix('mlsync: ')})"
+        )
+    if isinstance(action, UpdatePackage):
+        changes = []
+        if action.approval is not None:
+            previous = action.previous_approval.value if action.previous_approval else "-"
+            changes.append(
+                f"approval {previous} -> {action.approval.value} "
+                f"({action.approval_reason.removeprefix('mlsync: ')})"
+            )
+        if action.lifecycle is not None:
+            changes.append(f"lifecycle {action.lifecycle.stage}/{action.lifecycle.stage_status}")
+        if action.metadata_set or action.metadata_remove:
+            changes.append(f"metadata {len(action.metadata_set)} set, {len(action.metadata_remove)} removed")
+        return f"~ package {action.model_name} v{action.version}: {'; '.join(changes)}"
+    if isinstance(action, LinkVersion):
+        return f"~ mlflow  {action.model_name} v{action.version}: tag {', '.join(sorted(action.tags))}"
+    return f"~ mlflow  {action.model_name} v{action.version}: record {action.message}"
+
+
+def summary(result: Plan) -> str:
+    """The closing line of a text plan."""
+    if result.is_empty:
+        return (
+            f"In sync: nothing to do ({result.existing} packages checked, {len(result.problems)} problems)."
+        )
+    counts = {
+        "groups to create": sum(isinstance(a, CreateGroup) for a in result.actions),
+        "packages to create": sum(isinstance(a, CreatePackage) for a in result.actions),
+        "packages to update": sum(isinstance(a, UpdatePackage) for a in result.actions),
+        "MLflow versions to tag": sum(isinstance(a, (LinkVersion, RecordProblem)) for a in result.actions),
+    }
+    parts = [f"{n} {what}" for what, n in counts.items() if n]
+    return f"Plan: {', '.join(parts)}; {len(result.problems)} problems, {len(result.drift)} drift."
+
+
+def format_status(model: str, rows: Sequence[StatusRow]) -> str:
+    """The status table: Version | Model package | headline metric | Status | Approval | Sync."""
+    metric_name = next((r.metric_name for r in rows if r.metric_name), None) or "Metric"
+    header = ("Version", "Model package", metric_name, "Status", "Approval", "Sync")
+    lines = [header]
+    for row in rows:
+        lines.append(
+            (
+                row.version,
+                _short_arn(row.package),
+                _format_value(row.metric_value),
+                ", ".join([row.stage, *(f"@{a}" for a in row.aliases)]),
+                row.approval or "-",
+                "in sync" if row.in_sync else f"out of sync (want {row.desired_approval or '?'})",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    rendered = [
+        " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    ]
+    rendered.insert(1, "-+-".join("-" * w for w in widths))
+    notes = [f"v{r.version}: {r.note}" for r in rows if r.note]
+    return "\n".join([f"MLflow model {model!r}", *rendered, *notes])
+
+
+def _short_arn(arn: str | None) -> str:
+    return arn.split(":model-package/", 1)[-1] if arn else "-"
+
+
+def _format_value(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if math.isfinite(value) else str(value)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()
