@@ -1,0 +1,154 @@
+"""boto3 clients and the one translation of AWS failures into mlsync's errors.
+
+Credentials, profile, region and `AWS_ENDPOINT_URL` all come from boto3's own resolution chain, so
+mlsync behaves like the AWS CLI with the same environment; this module never reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING, Literal, cast, get_args
+
+import boto3
+from boto3.exceptions import Boto3Error, S3UploadFailedError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+from ..errors import ConfigError, GatewayError, NotFoundError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sts import STSClient
+
+RetryMode = Literal["legacy", "standard", "adaptive"]
+
+# Codes meaning "the named resource is not there". SageMaker has no such code: it answers a missing
+# group or package with a ValidationException whose message says so (see `_is_not_found`).
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchBucket", "NoSuchKey", "NotFound", "ResourceNotFound"})
+
+# What to do next, for the failures a user can fix without reading a traceback.
+_HINTS: Mapping[str, str] = {
+    "AccessDenied": "check that the AWS credentials in use are allowed this action",
+    "AccessDeniedException": "check that the AWS credentials in use are allowed this action",
+    "ThrottlingException": "AWS kept throttling after botocore's retries; rerun later or raise max attempts",
+    "ExpiredToken": "refresh the AWS credentials (e.g. `aws sso login`)",
+    "ExpiredTokenException": "refresh the AWS credentials (e.g. `aws sso login`)",
+}
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The three boto3 clients mlsync uses, built with one shared retry and user-agent config."""
+
+    sagemaker: SageMakerClient
+    s3: S3Client
+    sts: STSClient
+
+
+def aws_clients(
+    region: str | None,
+    retry_mode: str = "standard",
+    max_attempts: int = 10,
+    session: boto3.Session | None = None,
+) -> AwsClients:
+    """Build the SageMaker, S3 and STS clients for one region.
+
+    Args:
+        region: an explicit region (`--region`); None lets boto3 resolve it (AWS_DEFAULT_REGION, profile).
+        retry_mode: botocore's retry mode; "standard" and "adaptive" also retry ThrottlingException.
+        max_attempts: total attempts per call, first one included.
+        session: a boto3 session (a profile); None uses boto3's default credential chain.
+
+    Raises:
+        ConfigError: no region could be resolved, or the retry mode is unknown.
+    """
+    session = session or boto3.Session()
+    resolved = region or session.region_name
+    if not resolved:
+        raise ConfigError(
+            "no AWS region found: set --region, AWS_REGION or AWS_DEFAULT_REGION, "
+            "or a region in your AWS profile"
+        )
+    config = Config(
+        region_name=resolved,
+        retries={"mode": _retry_mode(retry_mode), "max_attempts": max_attempts},
+        user_agent_extra=f"mlsync/{_version()}",
+    )
+    return AwsClients(
+        sagemaker=session.client("sagemaker", config=config),
+        s3=session.client("s3", config=config),
+        sts=session.client("sts", config=config),
+    )
+
+
+def _retry_mode(value: str) -> RetryMode:
+    """Validate a retry mode from flags or settings before botocore rejects it with a stack trace."""
+    if value not in get_args(RetryMode):
+        raise ConfigError(f"unknown AWS retry mode {value!r}: use one of {', '.join(get_args(RetryMode))}")
+    return cast(RetryMode, value)
+
+
+def _version() -> str:
+    """mlsync's installed version, for the User-Agent that shows mlsync's calls apart in CloudTrail."""
+    try:
+        return metadata.version("mlflow-sagemaker-registry")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+@contextmanager
+def aws_errors(operation: str, resource: str, hints: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Turn any botocore or boto3 failure inside the block into a GatewayError (NotFoundError if absent).
+
+    The message names the operation, the resource and AWS's own message, plus what to do next when
+    the error code has a known fix; callers may add hints of their own (keyed by AWS error code).
+    """
+    try:
+        yield
+    except (ClientError, BotoCoreError, Boto3Error) as exc:
+        raise _gateway_error(operation, resource, exc, {**_HINTS, **(hints or {})}) from exc
+
+
+def _gateway_error(operation: str, resource: str, exc: Exception, hints: Mapping[str, str]) -> GatewayError:
+    cause = _client_error(exc)
+    if cause is None:
+        code, message = type(exc).__name__, str(exc)
+        hint = _local_hint(exc)
+    else:
+        code = cause.response.get("Error", {}).get("Code", "")
+        message = cause.response.get("Error", {}).get("Message", "") or str(cause)
+        hint = hints.get(code, "")
+    text = f"{operation} {resource} failed: {message} ({code})" + (f". Fix: {hint}" if hint else "")
+    error_class = NotFoundError if cause is not None and _is_not_found(cause) else GatewayError
+    return error_class(text, code=code)
+
+
+def _client_error(exc: Exception) -> ClientError | None:
+    """The ClientError behind `exc`; boto3's managed upload wraps it in S3UploadFailedError, unchained."""
+    if isinstance(exc, S3UploadFailedError) and isinstance(exc.__context__, ClientError):
+        return exc.__context__
+    return exc if isinstance(exc, ClientError) else None
+
+
+def _is_not_found(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    message = exc.response.get("Error", {}).get("Message", "").lower()
+    sagemaker_missing = code == "ValidationException" and (
+        "does not exist" in message or "not found" in message
+    )
+    return code in _NOT_FOUND_CODES or sagemaker_missing
+
+
+def _local_hint(exc: Exception) -> str:
+    """A fix for failures raised before any request reaches AWS."""
+    if isinstance(exc, NoCredentialsError):
+        return (
+            "configure AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a role)"
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return "check the network, and AWS_ENDPOINT_URL if you set one"
+    return ""

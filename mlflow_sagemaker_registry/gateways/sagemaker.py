@@ -1,0 +1,242 @@
+"""The SageMaker Model Registry over boto3: `ports.Registry` for the executor.
+
+Requests follow the real API (botocore's service model), not moto: moto ignores `ClientToken`, drops
+`ModelLifeCycle` and replaces metadata on update, and none of that is worked around here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, cast
+
+from botocore.exceptions import ClientError
+
+from ..domain import (
+    ApprovalStatus,
+    Container,
+    GroupSpec,
+    Lifecycle,
+    ObservedGroup,
+    ObservedPackage,
+    PackageSpec,
+)
+from ..errors import NotFoundError
+from .aws import aws_errors
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker.type_defs import (
+        CreateModelPackageInputTypeDef,
+        DescribeModelPackageOutputTypeDef,
+        MetadataPropertiesTypeDef,
+        ModelLifeCycleTypeDef,
+        ModelPackageContainerDefinitionTypeDef,
+        UpdateModelPackageInputTypeDef,
+    )
+    from mypy_boto3_sts import STSClient
+
+# What mlflow's pyfunc serving container accepts and answers (mlflow.pyfunc.scoring_server).
+_CONTENT_TYPES = ["application/json", "text/csv"]
+_RESPONSE_TYPES = ["application/json"]
+
+
+class SageMakerRegistry:
+    """`ports.Registry` over a boto3 SageMaker client (and STS, for the account of the default image)."""
+
+    def __init__(self, sagemaker_client: SageMakerClient, sts_client: STSClient) -> None:
+        self._sm = sagemaker_client
+        self._sts = sts_client
+
+    def observe_group(self, group_name: str) -> ObservedGroup | None:
+        """The group and every package in it, by version; None when the group does not exist.
+
+        Costs one DescribeModelPackage per package: list summaries lack the metadata the planner compares.
+        """
+        try:
+            with aws_errors("DescribeModelPackageGroup", group_name):
+                group = self._sm.describe_model_package_group(ModelPackageGroupName=group_name)
+        except NotFoundError:
+            return None
+        packages = [self._observe_package(arn) for arn in self._package_arns(group_name)]
+        return ObservedGroup(
+            name=group["ModelPackageGroupName"],
+            description=group.get("ModelPackageGroupDescription", ""),
+            packages=tuple(sorted(packages, key=lambda package: package.package_version)),
+        )
+
+    def _package_arns(self, group_name: str) -> Iterator[str]:
+        """Every package ARN in the group, across pages.
+
+        `ModelPackageGroupName` is what makes AWS list the group's versioned packages at all.
+        """
+        paginator = self._sm.get_paginator("list_model_packages")
+        with aws_errors("ListModelPackages", group_name):
+            for page in paginator.paginate(ModelPackageGroupName=group_name):
+                for summary in page["ModelPackageSummaryList"]:
+                    yield summary["ModelPackageArn"]
+
+    def _observe_package(self, arn: str) -> ObservedPackage:
+        with aws_errors("DescribeModelPackage", arn):
+            described = self._sm.describe_model_package(ModelPackageName=arn)
+        return _observed(described)
+
+    def create_group(self, spec: GroupSpec) -> None:
+        """Create the group; one that already exists (made by a concurrent push) is success."""
+        with aws_errors("CreateModelPackageGroup", spec.name):
+            try:
+                self._sm.create_model_package_group(
+                    ModelPackageGroupName=spec.name,
+                    ModelPackageGroupDescription=spec.description,
+                    Tags=[{"Key": key, "Value": value} for key, value in sorted(spec.tags.items())],
+                )
+            except ClientError as exc:
+                if not _already_exists(exc):
+                    raise
+
+    def create_package(self, spec: PackageSpec, container: Container) -> str:
+        """Create the versioned package; `spec.client_token` makes a retried create return the same ARN.
+
+        CreateModelPackage has no `ApprovalDescription`, so a non-empty `spec.approval_reason` is set by
+        a second call, UpdateModelPackage with that field alone.
+        """
+        resource = f"{spec.group_name} (model {spec.model_name!r} version {spec.version})"
+        with aws_errors("CreateModelPackage", resource):
+            arn = self._sm.create_model_package(**_create_request(spec, container))["ModelPackageArn"]
+        self.update_package(arn, approval_reason=spec.approval_reason)
+        return arn
+
+    def update_package(
+        self,
+        arn: str,
+        *,
+        approval: ApprovalStatus | None = None,
+        approval_reason: str = "",
+        lifecycle: Lifecycle | None = None,
+        metadata_set: Mapping[str, str] | None = None,
+        metadata_remove: Iterable[str] = (),
+    ) -> None:
+        """Send one UpdateModelPackage with only the fields given; nothing given sends nothing.
+
+        SageMaker merges `CustomerMetadataProperties` into what is stored, so only changed keys are sent.
+        """
+        request = _update_request(arn, approval, approval_reason, lifecycle, metadata_set, metadata_remove)
+        if request is None:
+            return
+        with aws_errors("UpdateModelPackage", arn):
+            self._sm.update_model_package(**request)
+
+    def default_image(self, mlflow_version: str) -> str:
+        """The image `mlflow sagemaker build-and-push-container` pushes: this account's `mlflow-pyfunc`."""
+        region = self._sm.meta.region_name
+        domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        return f"{self._account}.dkr.ecr.{region}.{domain}/mlflow-pyfunc:{mlflow_version}"
+
+    @cached_property
+    def _account(self) -> str:
+        """The caller's account id, asked of STS once per registry (the credentials do not change)."""
+        with aws_errors("GetCallerIdentity", "the current AWS credentials"):
+            return self._sts.get_caller_identity()["Account"]
+
+
+def _already_exists(exc: ClientError) -> bool:
+    """SageMaker answers a duplicate group with a ValidationException saying it already exists."""
+    error = exc.response.get("Error", {})
+    return "already exists" in error.get("Message", "").lower()
+
+
+def _observed(described: DescribeModelPackageOutputTypeDef) -> ObservedPackage:
+    """An ObservedPackage from DescribeModelPackage; absent optional fields become empty values."""
+    lifecycle = described.get("ModelLifeCycle")
+    statistics = described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {})
+    containers = described.get("InferenceSpecification", {}).get("Containers", [])
+    return ObservedPackage(
+        arn=described["ModelPackageArn"],
+        group_name=described["ModelPackageGroupName"],
+        package_version=described["ModelPackageVersion"],
+        approval=ApprovalStatus(described.get("ModelApprovalStatus", ApprovalStatus.PENDING.value)),
+        lifecycle=Lifecycle(lifecycle["Stage"], lifecycle["StageStatus"]) if lifecycle else None,
+        customer_metadata=described.get("CustomerMetadataProperties", {}),
+        description=described.get("ModelPackageDescription", ""),
+        metadata_properties=cast(Mapping[str, str], described.get("MetadataProperties", {})),
+        quality_statistics_digest=statistics.get("ContentDigest"),
+        model_data_url=containers[0].get("ModelDataUrl") if containers else None,
+        status=described.get("ModelPackageStatus", "Completed"),
+    )
+
+
+def _create_request(spec: PackageSpec, container: Container) -> CreateModelPackageInputTypeDef:
+    """The CreateModelPackage request; optional fields are left out when empty (AWS rejects empty maps)."""
+    request: CreateModelPackageInputTypeDef = {
+        "ModelPackageGroupName": spec.group_name,
+        "ClientToken": spec.client_token,
+        "ModelApprovalStatus": spec.approval.value,
+        "InferenceSpecification": {
+            "Containers": [_container(container)],
+            "SupportedContentTypes": _CONTENT_TYPES,
+            "SupportedResponseMIMETypes": _RESPONSE_TYPES,
+        },
+    }
+    if spec.description:
+        request["ModelPackageDescription"] = spec.description
+    if spec.customer_metadata:
+        request["CustomerMetadataProperties"] = dict(spec.customer_metadata)
+    properties = {key: value for key, value in spec.metadata_properties.items() if value}
+    if properties:
+        request["MetadataProperties"] = cast(MetadataPropertiesTypeDef, properties)
+    if spec.quality_statistics is not None:
+        statistics = spec.quality_statistics
+        request["ModelMetrics"] = {
+            "ModelQuality": {
+                "Statistics": {
+                    "ContentType": statistics.content_type,
+                    "S3Uri": statistics.s3_uri,
+                    "ContentDigest": statistics.digest,
+                }
+            }
+        }
+    if spec.lifecycle is not None:
+        request["ModelLifeCycle"] = _lifecycle(spec.lifecycle)
+    return request
+
+
+def _container(container: Container) -> ModelPackageContainerDefinitionTypeDef:
+    definition: ModelPackageContainerDefinitionTypeDef = {
+        "Image": container.image,
+        "ModelDataUrl": container.model_data_url,
+    }
+    if container.environment:
+        definition["Environment"] = dict(container.environment)
+    if container.framework:
+        definition["Framework"] = container.framework
+    if container.framework_version:
+        definition["FrameworkVersion"] = container.framework_version
+    return definition
+
+
+def _lifecycle(lifecycle: Lifecycle) -> ModelLifeCycleTypeDef:
+    return {"Stage": lifecycle.stage, "StageStatus": lifecycle.stage_status}
+
+
+def _update_request(
+    arn: str,
+    approval: ApprovalStatus | None,
+    approval_reason: str,
+    lifecycle: Lifecycle | None,
+    metadata_set: Mapping[str, str] | None,
+    metadata_remove: Iterable[str],
+) -> UpdateModelPackageInputTypeDef | None:
+    """The UpdateModelPackage request with only what changes, or None when nothing does."""
+    request: UpdateModelPackageInputTypeDef = {"ModelPackageArn": arn}
+    if approval is not None:
+        request["ModelApprovalStatus"] = approval.value
+    if approval_reason:
+        request["ApprovalDescription"] = approval_reason
+    if lifecycle is not None:
+        request["ModelLifeCycle"] = _lifecycle(lifecycle)
+    if metadata_set:
+        request["CustomerMetadataProperties"] = dict(metadata_set)
+    removed = sorted(set(metadata_remove))
+    if removed:
+        request["CustomerMetadataPropertiesToRemove"] = removed
+    return request if len(request) > 1 else None
