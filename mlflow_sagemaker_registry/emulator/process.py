@@ -1,0 +1,114 @@
+"""Run the emulator server as a child process, for end-to-end tests, the demo and benchmarks.
+
+The child binds port 0 and prints the port it got, so there is no race between choosing a free port and
+binding it. The call log, reset and fault injection of the child's backend are reached through the
+server's control API, with the same methods as ``RegistryBackend``::
+
+    with EmulatorProcess() as emulator:
+        os.environ["AWS_ENDPOINT_URL"] = emulator.url
+        ...  # run mlsync against it, in this process or another
+        assert emulator.call_counts()["CreateModelPackage"] == 3
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .backend import Call, CallLog
+
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding mlflow_sagemaker_registry/
+
+
+class EmulatorProcess(CallLog):
+    """A ``python -m mlflow_sagemaker_registry.emulator`` child serving on a loopback port."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 30.0) -> None:
+        self.host = host
+        self.port = port
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[str] | None = None
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL (``http://127.0.0.1:<port>``) to give boto3; only while started."""
+        if self._url is None:
+            raise RuntimeError("the emulator process is not started")
+        return self._url
+
+    def start(self) -> str:
+        """Start the child, wait until it answers, and return its endpoint URL."""
+        if self._process is not None:
+            raise RuntimeError("the emulator process is already started")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), env.get("PYTHONPATH")]))
+        command = [sys.executable, "-m", "mlflow_sagemaker_registry.emulator"]
+        command += ["--host", self.host, "--port", str(self.port)]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            self._url = self._read_url(self._process)
+            self._control("GET", "health")
+        except BaseException:
+            self.stop()
+            raise
+        return self._url
+
+    def stop(self) -> None:
+        """Stop the child (SIGTERM, then SIGKILL after 5 s); safe to call twice."""
+        process, self._process, self._url = self._process, None, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def __enter__(self) -> EmulatorProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- the child's backend ------------------------------------------------------------------------
+
+    def calls(self) -> list[Call]:
+        return [Call.from_json(call) for call in self._control("GET", "calls")["calls"]]
+
+    def reset(self) -> None:
+        self._control("POST", "reset")
+
+    def inject_fault(self, operation: str, code: str = "ThrottlingException", **options: Any) -> None:
+        """As ``RegistryBackend.inject_fault`` (``message``, ``status``, ``times``, ``after_apply``)."""
+        self._control("POST", "faults", {"operation": operation, "code": code, **options})
+
+    def _control(self, method: str, route: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(f"{self.url}/_emulator/{route}", data=data, method=method)
+        with urllib.request.urlopen(request, timeout=self.startup_timeout) as response:
+            answer: dict[str, Any] = json.load(response)
+        return answer
+
+    def _read_url(self, process: subprocess.Popen[str]) -> str:
+        assert process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            ready = selector.select(self.startup_timeout)
+        line = process.stdout.readline() if ready else ""
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"the emulator did not start (exit code {process.poll()}): {line!r}")
+        return line.removeprefix("listening on ").strip()
