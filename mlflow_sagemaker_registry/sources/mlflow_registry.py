@@ -254,8 +254,9 @@ def _translated(action: str, where: str) -> Iterator[None]:
     try:
         yield
     except _MLFLOW_FAILURES as exc:
+        reason = str(exc).rstrip(".")
         message = (
-            f"MLflow at {where}: {action} failed: {exc}. Check the tracking and registry URIs, that the "
+            f"MLflow at {where}: {action} failed: {reason}. Check the tracking and registry URIs, that the "
             "server or database is reachable, and that the model and version exist."
         )
         raise SourceError(_USERINFO.sub("", message)) from exc

@@ -1,0 +1,380 @@
+"""MlflowSource against a real MLflow registry: SQLite in a temporary directory, real sklearn models.
+
+The registry is built once per module (logging models is the slow part) and only read by the tests,
+except for a model kept apart for the tagging test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from mlflow_sagemaker_registry.domain import Dataset
+from mlflow_sagemaker_registry.errors import SourceError
+from mlflow_sagemaker_registry.ports import Source
+from mlflow_sagemaker_registry.sources.mlflow_registry import MlflowSource
+
+FRAUD = "fraud detector"
+TAGGED = "tagging_target"
+# Names MLflow's filter syntax cannot quote the plain way, and a decoy that a LIKE pattern also matches.
+QUOTED = ("o'brien", 'say "hi"', 'it\'s "quoted"', "back\\slash", "team_a.churn v2")
+DECOY = "itXs XquotedX"
+PAGE_MODELS = tuple(f"page-{i}" for i in range(3))
+MISSING_RUN = "0123456789abcdef0123456789abcdef"
+PIP = ["scikit-learn"]  # given, so log_model skips its slow requirement inference
+
+
+@dataclass(frozen=True)
+class Built:
+    uri: str
+    root: Path
+    bare_dir: Path
+    experiment_id: str
+    run_a: str
+    run_b: str
+
+
+@contextmanager
+def tracking_uri(uri: str, cwd: Path) -> Iterator[None]:
+    """Make `uri` MLflow's tracking URI (and `cwd` the working directory), restoring both afterwards."""
+    previous = mlflow.get_tracking_uri()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI; registering it here restores the original.
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    features = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]])
+    labels = np.array([0, 0, 1, 1])
+    model = LogisticRegression().fit(features, labels)
+    with tracking_uri(uri, root):
+        client = mlflow.MlflowClient()
+        experiment = mlflow.create_experiment("mlsync", artifact_location=str(root / "artifacts"))
+        train = mlflow.data.from_numpy(features, targets=labels, name="train")
+
+        with mlflow.start_run(experiment_id=experiment, tags={"mlflow.user": "alice", "team": "risk"}) as a:
+            mlflow.log_params({"C": 0.5, "solver": "lbfgs"})
+            mlflow.log_metric("accuracy", 0.5, step=0)
+            mlflow.log_metric("accuracy", 0.75, step=1)
+            mlflow.log_metrics({"undefined": math.nan, "up": math.inf, "down": -math.inf})
+            mlflow.log_input(train, context="training")
+            mlflow.log_input(train, context="evaluation")
+            mlflow.log_input(mlflow.data.from_numpy(features[:2], name="holdout"), context="testing")
+            mlflow.sklearn.log_model(model, name="model", registered_model_name=FRAUD, pip_requirements=PIP)
+        with mlflow.start_run(experiment_id=experiment) as b:
+            mlflow.log_param("C", 1.0)
+            mlflow.sklearn.log_model(model, name="model", pip_requirements=PIP)
+        mlflow.register_model(f"runs:/{b.info.run_id}/model", FRAUD)  # version 2
+
+        bare_dir = root / "bare-model"
+        mlflow.sklearn.save_model(model, str(bare_dir), pip_requirements=PIP)
+        client.create_model_version(FRAUD, str(bare_dir), description="from a bare path")  # version 3
+        client.create_model_version(FRAUD, str(bare_dir), run_id=MISSING_RUN)  # version 4
+        client.create_model_version(FRAUD, str(bare_dir))  # version 5, made pending below
+        client.create_model_version(FRAUD, str(bare_dir))  # version 6, made failed below
+
+        client.update_registered_model(FRAUD, description="flags fraud")
+        client.set_registered_model_tag(FRAUD, "owner", "risk-team")
+        client.update_model_version(FRAUD, "1", description="first")
+        client.set_model_version_tag(FRAUD, "1", "validated", "yes")
+        client.set_registered_model_alias(FRAUD, "champion", "1")
+        client.set_registered_model_alias(FRAUD, "fallback", "1")
+        client.set_registered_model_alias(FRAUD, "challenger", "2")
+        client.transition_model_version_stage(FRAUD, "1", "Production")
+        client.transition_model_version_stage(FRAUD, "2", "Staging")
+
+        for name in (*QUOTED, DECOY, TAGGED, *PAGE_MODELS):
+            client.create_registered_model(name)
+        for name in (*QUOTED, DECOY, TAGGED):
+            client.create_model_version(name, str(bare_dir))
+        client.set_model_version_tag(TAGGED, "1", "mlsync.status", "synced")
+
+    # The SQL store registers synchronously; set the states a slow artifact copy would leave.
+    with sqlite3.connect(root / "mlflow.db") as db:
+        db.execute("UPDATE model_versions SET status = 'PENDING_REGISTRATION' WHERE version = 5")
+        db.execute("UPDATE model_versions SET status = 'FAILED_REGISTRATION' WHERE version = 6")
+    db.close()
+    yield Built(uri, root, bare_dir, experiment, a.info.run_id, b.info.run_id)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture(scope="module")
+def server(built: Built) -> Iterator[str]:
+    """A real `mlflow server` over the same SQLite registry: the REST path of every read."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", built.uri]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    log = built.root / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=built.root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mlflow server did not start:\n{log.read_text()}")
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # its own session: the server and any worker it spawned
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def source(built: Built) -> MlflowSource:
+    return MlflowSource(tracking_uri=built.uri, page_size=2)
+
+
+def test_is_a_source(source: MlflowSource) -> None:
+    assert isinstance(source, MlflowSource)
+    typed: Source = source  # mypy checks the protocol; this documents it
+    assert typed is source
+
+
+def test_model_names_pages_through_every_model_sorted(source: MlflowSource) -> None:
+    assert source.model_names() == sorted([FRAUD, TAGGED, DECOY, *QUOTED, *PAGE_MODELS])
+
+
+def test_read_model_keeps_only_ready_versions_in_numeric_order(source: MlflowSource) -> None:
+    model = source.read_model(FRAUD)
+
+    assert [v.version for v in model.versions] == ["1", "2", "3", "4"]  # 5 pending, 6 failed
+    assert (model.name, model.description, dict(model.tags)) == (FRAUD, "flags fraud", {"owner": "risk-team"})
+    assert all(v.status == "READY" for v in model.versions)
+
+
+def test_version_logged_with_a_run_carries_the_run(source: MlflowSource, built: Built) -> None:
+    v1 = source.read_model(FRAUD).versions[0]
+
+    assert (v1.model_name, v1.version, v1.run_id) == (FRAUD, "1", built.run_a)
+    assert (v1.description, v1.stage, v1.aliases) == ("first", "Production", ("champion", "fallback"))
+    assert dict(v1.tags) == {"validated": "yes"}
+    assert dict(v1.params) == {"C": "0.5", "solver": "lbfgs"}
+    assert v1.metrics["accuracy"] == 0.75  # the latest step
+    assert math.isnan(v1.metrics["undefined"])
+    assert (v1.metrics["up"], v1.metrics["down"]) == (math.inf, -math.inf)  # not SQL's +-max float
+    assert v1.run_tags["team"] == "risk"
+    assert v1.user == "alice"
+    assert [d.name for d in v1.datasets] == ["train", "holdout"]  # train logged twice, listed once
+    assert all(isinstance(d, Dataset) and d.digest for d in v1.datasets)
+    assert v1.run_link == f"runs:/{built.run_a}"
+
+
+def test_artifact_uri_is_the_resolved_model_directory(source: MlflowSource, built: Built) -> None:
+    v1, v2, v3, _ = source.read_model(FRAUD).versions
+
+    for version in (v1, v2):
+        assert not version.artifact_uri.startswith("models:/")  # MLflow 3's source, resolved
+        assert (Path(version.artifact_uri) / "MLmodel").is_file()
+    assert v3.artifact_uri == str(built.bare_dir)
+
+
+def test_registered_version_carries_its_stage_alias_and_run(source: MlflowSource, built: Built) -> None:
+    v2 = source.read_model(FRAUD).versions[1]
+
+    assert (v2.run_id, v2.stage, v2.aliases) == (built.run_b, "Staging", ("challenger",))
+    assert dict(v2.params) == {"C": "1.0"}
+    assert v2.user  # the OS user MLflow recorded
+
+
+def test_version_from_a_bare_path_has_no_run_data(source: MlflowSource) -> None:
+    v3 = source.read_model(FRAUD).versions[2]
+
+    assert (v3.run_id, v3.run_link, v3.description) == (None, None, "from a bare path")
+    assert (dict(v3.params), dict(v3.metrics), dict(v3.run_tags), v3.datasets) == ({}, {}, {}, ())
+
+
+def test_version_whose_run_is_gone_still_mirrors(source: MlflowSource) -> None:
+    v4 = source.read_model(FRAUD).versions[3]
+
+    assert (v4.run_id, v4.run_link) == (MISSING_RUN, f"runs:/{MISSING_RUN}")
+    assert (dict(v4.params), dict(v4.metrics)) == ({}, {})
+
+
+@pytest.mark.parametrize("name", QUOTED)
+def test_names_with_quotes_dots_and_spaces_are_read_exactly(source: MlflowSource, name: str) -> None:
+    model = source.read_model(name)
+
+    assert model.name == name
+    assert [(v.model_name, v.version) for v in model.versions] == [(name, "1")]
+
+
+def test_download_model_fetches_the_directory(source: MlflowSource, tmp_path: Path) -> None:
+    v1 = source.read_model(FRAUD).versions[0]
+
+    local = source.download_model(v1.artifact_uri, tmp_path / "download")
+
+    assert local.is_relative_to(tmp_path / "download")
+    assert (local / "MLmodel").is_file()
+
+
+def test_set_version_tags_writes_only_changed_values(
+    source: MlflowSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client: Any = source._client
+    written: list[tuple[str, ...]] = []
+    set_tag = client.set_model_version_tag
+
+    def recording(name: str, version: str, key: str, value: str) -> None:
+        written.append((name, version, key, value))
+        set_tag(name, version, key, value)
+
+    monkeypatch.setattr(client, "set_model_version_tag", recording)
+
+    source.set_version_tags(TAGGED, "1", {"mlsync.status": "synced"})
+    assert written == []
+
+    source.set_version_tags(TAGGED, "1", {"mlsync.status": "synced", "mlsync.arn": "arn:x"})
+    assert written == [(TAGGED, "1", "mlsync.arn", "arn:x")]
+    assert dict(source.read_model(TAGGED).versions[0].tags) == {
+        "mlsync.status": "synced",
+        "mlsync.arn": "arn:x",
+    }
+
+
+def test_identity_of_the_same_sqlite_file_is_the_same_from_any_spelling(
+    built: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(built.root.parent)
+    spellings = [
+        built.uri,
+        f"sqlite:///{built.root.name}/mlflow.db",
+        f"sqlite:///{built.root.name}/../{built.root.name}/mlflow.db",
+        f"sqlite+pysqlite:///{built.root / 'mlflow.db'}?timeout=5",
+        f"mlsync+sqlite:///{built.root / 'mlflow.db'}",
+    ]
+
+    identities = {MlflowSource(registry_uri=uri, tracking_uri=built.uri).identity() for uri in spellings}
+
+    assert identities == {f"sqlite:///{(built.root / 'mlflow.db').resolve()}"}
+
+
+@pytest.mark.parametrize(
+    ("registry_uri", "identity"),
+    [
+        ("https://User:Secret@MLflow.Example.COM:443/team/?tab=x#frag", "https://mlflow.example.com/team"),
+        ("http://127.0.0.1:5000/", "http://127.0.0.1:5000"),
+        (
+            "postgresql+psycopg2://mlflow:pw@DB.example:5432/registry?sslmode=require",
+            "postgresql://db.example/registry",
+        ),
+        ("postgresql://db.example/registry", "postgresql://db.example/registry"),
+        ("mysql://u:p@db.example:3307/registry", "mysql://db.example:3307/registry"),
+    ],
+)
+def test_identity_strips_credentials_query_and_default_port(
+    built: Built, registry_uri: str, identity: str
+) -> None:
+    # The registry store opens lazily, so no database driver or server is needed here.
+    assert MlflowSource(tracking_uri=built.uri, registry_uri=registry_uri).identity() == identity
+
+
+def test_identity_of_a_file_store_is_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mlruns").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3.17 refuses file stores otherwise
+
+    relative = MlflowSource(tracking_uri="mlruns").identity()
+
+    assert relative == MlflowSource(tracking_uri=(tmp_path / "mlruns").as_uri()).identity()
+    assert relative == (tmp_path / "mlruns").resolve().as_uri()
+
+
+def test_identity_is_source_id_when_given(built: Built) -> None:
+    assert MlflowSource(tracking_uri=built.uri, source_id="prod-registry").identity() == "prod-registry"
+
+
+def test_missing_sqlite_file_is_refused_not_created(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no MLflow store"):
+        MlflowSource(tracking_uri=f"sqlite:///{tmp_path / 'typo.db'}")
+
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_unsupported_uri_is_a_source_error(built: Built) -> None:
+    with pytest.raises(SourceError, match=r"opening the registry failed: .*'nosuch://tracking'"):
+        MlflowSource(tracking_uri="nosuch://tracking")  # the tracking store opens at once
+    with pytest.raises(SourceError, match=r"listing registered models failed: .*'nosuch://registry'"):
+        MlflowSource(tracking_uri=built.uri, registry_uri="nosuch://registry").model_names()
+
+
+def test_unreachable_server_is_a_source_error_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    port = free_port()
+    source = MlflowSource(tracking_uri=f"http://admin:hunter2@127.0.0.1:{port}")
+
+    with pytest.raises(SourceError, match=f"MLflow at http://127.0.0.1:{port}: reading model 'm'") as caught:
+        source.read_model("m")
+
+    assert "hunter2" not in str(caught.value)
+
+
+def test_unknown_model_is_a_source_error_naming_it(source: MlflowSource, built: Built) -> None:
+    with pytest.raises(SourceError, match="reading model 'no such model' failed") as caught:
+        source.read_model("no such model")
+
+    assert str(built.root) in str(caught.value)
+
+
+def test_http_server_reads_the_same_registry(source: MlflowSource, server: str, built: Built) -> None:
+    over_http = MlflowSource(tracking_uri=server + "/", page_size=2)
+
+    assert over_http.identity() == server
+    assert over_http.model_names() == source.model_names()
+    assert over_http.read_model(QUOTED[2]) == source.read_model(QUOTED[2])
+    read, expected = over_http.read_model(FRAUD), source.read_model(FRAUD)
+    assert dataclasses.replace(read, versions=()) == dataclasses.replace(expected, versions=())
+    for got, want in zip(read.versions, expected.versions, strict=True):
+        # NaN is never equal to itself: compare the metrics apart, NaN as a string.
+        assert dataclasses.replace(got, run_link=None, metrics={}) == dataclasses.replace(
+            want, run_link=None, metrics={}
+        )
+        assert {k: str(v) for k, v in got.metrics.items()} == {k: str(v) for k, v in want.metrics.items()}
+    ui = f"{server}/#/experiments/{built.experiment_id}/runs"
+    links = [f"{ui}/{built.run_a}", f"{ui}/{built.run_b}", None, f"runs:/{MISSING_RUN}"]
+    assert [v.run_link for v in read.versions] == links
