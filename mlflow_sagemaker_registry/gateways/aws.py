@@ -60,7 +60,7 @@ def aws_clients(
     Args:
         region: an explicit region (`--region`); None lets boto3 resolve it (AWS_DEFAULT_REGION, profile).
         retry_mode: botocore's retry mode; "standard" and "adaptive" also retry ThrottlingException.
-        max_attempts: total attempts per call, first one included.
+        max_attempts: attempts per call, the first one included (as AWS_MAX_ATTEMPTS counts them).
         session: a boto3 session (a profile); None uses boto3's default credential chain.
 
     Raises:
@@ -70,12 +70,13 @@ def aws_clients(
     resolved = region or session.region_name
     if not resolved:
         raise ConfigError(
-            "no AWS region found: set --region, AWS_REGION or AWS_DEFAULT_REGION, "
-            "or a region in your AWS profile"
+            "no AWS region found: set --region (MLSYNC_REGION), AWS_DEFAULT_REGION "
+            "or a region in your AWS profile (boto3 does not read AWS_REGION)"
         )
     config = Config(
         region_name=resolved,
-        retries={"mode": _retry_mode(retry_mode), "max_attempts": max_attempts},
+        # botocore's `max_attempts` counts retries only; `total_max_attempts` is AWS_MAX_ATTEMPTS' meaning.
+        retries={"mode": _retry_mode(retry_mode), "total_max_attempts": max_attempts},
         user_agent_extra=f"mlsync/{_version()}",
     )
     return AwsClients(

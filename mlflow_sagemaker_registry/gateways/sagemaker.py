@@ -183,7 +183,7 @@ def _create_request(spec: PackageSpec, container: Container) -> CreateModelPacka
         request["CustomerMetadataProperties"] = dict(spec.customer_metadata)
     properties = {key: value for key, value in spec.metadata_properties.items() if value}
     if properties:
-        request["MetadataProperties"] = cast(MetadataPropertiesTypeDef, properties)
+        request["MetadataProperties"] = cast("MetadataPropertiesTypeDef", properties)
     if spec.quality_statistics is not None:
         statistics = spec.quality_statistics
         request["ModelMetrics"] = {
