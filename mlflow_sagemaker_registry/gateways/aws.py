@@ -117,15 +117,13 @@ def aws_errors(operation: str, resource: str, hints: Mapping[str, str] | None = 
 def _gateway_error(operation: str, resource: str, exc: Exception, hints: Mapping[str, str]) -> GatewayError:
     cause = _client_error(exc)
     if cause is None:
-        code, message = type(exc).__name__, str(exc)
-        hint = _local_hint(exc)
+        code, message, hint, missing = type(exc).__name__, str(exc), _local_hint(exc), False
     else:
-        code = cause.response.get("Error", {}).get("Code", "")
-        message = cause.response.get("Error", {}).get("Message", "") or str(cause)
-        hint = hints.get(code, "")
+        error = cause.response.get("Error", {})
+        code, message = error.get("Code", ""), error.get("Message", "") or str(cause)
+        hint, missing = hints.get(code, ""), _is_not_found(code, message)
     text = f"{operation} {resource} failed: {message} ({code})" + (f". Fix: {hint}" if hint else "")
-    error_class = NotFoundError if cause is not None and _is_not_found(cause) else GatewayError
-    return error_class(text, code=code)
+    return (NotFoundError if missing else GatewayError)(text, code=code)
 
 
 def _client_error(exc: Exception) -> ClientError | None:
@@ -135,11 +133,10 @@ def _client_error(exc: Exception) -> ClientError | None:
     return exc if isinstance(exc, ClientError) else None
 
 
-def _is_not_found(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
-    message = exc.response.get("Error", {}).get("Message", "").lower()
+def _is_not_found(code: str, message: str) -> bool:
+    lowered = message.lower()
     sagemaker_missing = code == "ValidationException" and (
-        "does not exist" in message or "not found" in message
+        "does not exist" in lowered or "not found" in lowered
     )
     return code in _NOT_FOUND_CODES or sagemaker_missing
 
