@@ -25,11 +25,13 @@ from typing import Any
 import mlflow
 import numpy as np
 import pytest
+from mlflow.data.numpy_dataset import from_numpy
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.domain import Dataset
 from mlflow_sagemaker_registry.errors import SourceError
-from mlflow_sagemaker_registry.ports import Source
 from mlflow_sagemaker_registry.sources.mlflow_registry import MlflowSource
 
 FRAUD = "fraud detector"
@@ -77,7 +79,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     with tracking_uri(uri, root):
         client = mlflow.MlflowClient()
         experiment = mlflow.create_experiment("mlsync", artifact_location=str(root / "artifacts"))
-        train = mlflow.data.from_numpy(features, targets=labels, name="train")
+        train = from_numpy(features, targets=labels, name="train")
 
         with mlflow.start_run(experiment_id=experiment, tags={"mlflow.user": "alice", "team": "risk"}) as a:
             mlflow.log_params({"C": 0.5, "solver": "lbfgs"})
@@ -86,7 +88,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
             mlflow.log_metrics({"undefined": math.nan, "up": math.inf, "down": -math.inf})
             mlflow.log_input(train, context="training")
             mlflow.log_input(train, context="evaluation")
-            mlflow.log_input(mlflow.data.from_numpy(features[:2], name="holdout"), context="testing")
+            mlflow.log_input(from_numpy(features[:2], name="holdout"), context="testing")
             mlflow.sklearn.log_model(model, name="model", registered_model_name=FRAUD, pip_requirements=PIP)
         with mlflow.start_run(experiment_id=experiment) as b:
             mlflow.log_param("C", 1.0)
@@ -168,12 +170,6 @@ def source(built: Built) -> MlflowSource:
     return MlflowSource(tracking_uri=built.uri, page_size=2)
 
 
-def test_is_a_source(source: MlflowSource) -> None:
-    assert isinstance(source, MlflowSource)
-    typed: Source = source  # mypy checks the protocol; this documents it
-    assert typed is source
-
-
 def test_model_names_pages_through_every_model_sorted(source: MlflowSource) -> None:
     assert source.model_names() == sorted([FRAUD, TAGGED, DECOY, *QUOTED, *PAGE_MODELS])
 
@@ -242,6 +238,21 @@ def test_names_with_quotes_dots_and_spaces_are_read_exactly(source: MlflowSource
     assert [(v.model_name, v.version) for v in model.versions] == [(name, "1")]
 
 
+def test_run_failing_for_another_reason_fails_the_model(
+    built: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Packages are created once: mirroring a version without run data because of an outage is permanent.
+    source = MlflowSource(tracking_uri=built.uri)
+
+    def unavailable(run_id: str) -> None:
+        raise MlflowException("tracking server overloaded", error_code=TEMPORARILY_UNAVAILABLE)
+
+    monkeypatch.setattr(source._client, "get_run", unavailable)
+
+    with pytest.raises(SourceError, match="reading model 'fraud detector' version 1 failed: tracking server"):
+        source.read_model(FRAUD)
+
+
 def test_download_model_fetches_the_directory(source: MlflowSource, tmp_path: Path) -> None:
     v1 = source.read_model(FRAUD).versions[0]
 
@@ -254,7 +265,7 @@ def test_download_model_fetches_the_directory(source: MlflowSource, tmp_path: Pa
 def test_set_version_tags_writes_only_changed_values(
     source: MlflowSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client: Any = source._client
+    client: Any = source._client  # spy on the real client: only MLflow itself could tell otherwise
     written: list[tuple[str, ...]] = []
     set_tag = client.set_model_version_tag
 
