@@ -9,6 +9,8 @@ service-2.json), which moto does not check:
   `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]` only;
 - `ModelPackageDescription`: at most 1024 characters, no control characters.
 
+Lengths are counted as SageMaker's Java front end counts them, in UTF-16 code units (`api_length`).
+
 What does not fit is never truncated silently: the full record goes to a JSON document in S3 and the
 metadata points at it.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -68,6 +71,14 @@ SYNCED = "synced"
 _TOKEN_NAMESPACE = uuid.UUID("6f1b7c1e-34d4-4c55-9d0f-6d6c73796e63")
 
 
+def api_length(text: str) -> int:
+    """A string's length as SageMaker's (Java) validation counts it: UTF-16 code units.
+
+    A character outside the Basic Multilingual Plane (many emoji, rare CJK letters) counts twice.
+    """
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def is_metadata_text(text: str) -> bool:
     """Whether `text` matches SageMaker's metadata character class `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]`."""
     return all(ch in "_.:/=+-@" or unicodedata.category(ch)[0] in "LZN" for ch in text)
@@ -75,12 +86,12 @@ def is_metadata_text(text: str) -> bool:
 
 def fits_value(text: str) -> bool:
     """Whether `text` can be a `CustomerMetadataProperties` value as it is."""
-    return 1 <= len(text) <= MAX_METADATA_VALUE and is_metadata_text(text)
+    return 1 <= api_length(text) <= MAX_METADATA_VALUE and is_metadata_text(text)
 
 
 def fits_key(text: str) -> bool:
     """Whether `text` can be a `CustomerMetadataProperties` key as it is."""
-    return 1 <= len(text) <= MAX_METADATA_KEY and is_metadata_text(text)
+    return 1 <= api_length(text) <= MAX_METADATA_KEY and is_metadata_text(text)
 
 
 def encode_identity(text: str) -> str:
@@ -104,6 +115,16 @@ def decode_identity(value: str) -> str:
     return value
 
 
+def identity_key(source_id: str, model_name: str, version: str) -> tuple[str, str, str]:
+    """What `identity_of` returns for the package of this version.
+
+    Equal to `(source_id, model_name, version)` unless a value is too long to encode: then it is the
+    hashed form `encode_identity` records, which `decode_identity` leaves as it is.
+    """
+    source, model = (decode_identity(encode_identity(text)) for text in (source_id, model_name))
+    return source, model, version
+
+
 def group_name(model_name: str, prefix: str = "") -> str:
     """The model package group for a registered model: the name itself when SageMaker accepts it.
 
@@ -111,7 +132,8 @@ def group_name(model_name: str, prefix: str = "") -> str:
     and 8 hex characters of the name's sha256, so two MLflow names never share a group.
     """
     full = f"{prefix}-{model_name}" if prefix else model_name
-    if GROUP_NAME.fullmatch(full):
+    # The pattern alone lets runs of `-` make a name longer than 63 characters.
+    if len(full) <= MAX_GROUP_NAME and GROUP_NAME.fullmatch(full):
         return full
     ascii_name = unicodedata.normalize("NFKD", model_name).encode("ascii", "ignore").decode()
     readable = re.sub(r"[^a-zA-Z0-9]+", "-", ascii_name).strip("-")
@@ -163,6 +185,9 @@ _LIFECYCLE_STATUS = {
 def decide_approval(version: SourceVersion, rules: ApprovalRules) -> ApprovalDecision:
     """Approval by precedence: version tag, then the first configured alias it has, then its stage.
 
+    The lifecycle stage is that of the first alias in `alias_lifecycle_stages` (configured order) the
+    version has, else that of its stage; its status follows the approval.
+
     Raises:
         MappingError: the approval tag holds something that is not an approval status.
     """
@@ -170,7 +195,7 @@ def decide_approval(version: SourceVersion, rules: ApprovalRules) -> ApprovalDec
     alias = next((a for a in rules.aliases if a in version.aliases), None)
     if tagged is not None:
         status = _parse_status(tagged, version, rules.tag)
-        reason = f"tag {rules.tag}={tagged}"
+        reason = f"tag {rules.tag}={tagged.strip()}"
     elif alias is not None:
         status = rules.aliases[alias]
         reason = f"alias @{alias}"
@@ -178,7 +203,7 @@ def decide_approval(version: SourceVersion, rules: ApprovalRules) -> ApprovalDec
         status = rules.stages.get(version.stage, ApprovalStatus.PENDING)
         reason = f"stage {version.stage}"
     stage = next(
-        (rules.alias_lifecycle_stages[a] for a in version.aliases if a in rules.alias_lifecycle_stages),
+        (stage for a, stage in rules.alias_lifecycle_stages.items() if a in version.aliases),
         rules.lifecycle_stages.get(version.stage),
     )
     lifecycle = Lifecycle(stage, _LIFECYCLE_STATUS[status]) if stage else None
@@ -316,7 +341,8 @@ def customer_metadata(
 
     Identity keys first (they are how a package is matched to its MLflow version), then datasets,
     metrics and params in name order while the 50-entry budget lasts. Returns the map and how many
-    items did not fit as they are (those are only in the run document, which the metadata names).
+    items did not fit as they are (those are only in the run document, which the metadata names); a
+    second dataset with the name of one already kept is one of those.
     """
     entries: dict[str, str] = {
         KEY_MODEL: encode_identity(version.model_name),
@@ -336,7 +362,7 @@ def customer_metadata(
     omitted = 0
     budget = MAX_METADATA_ENTRIES - len(entries) - 1  # one entry is kept for KEY_OMITTED
     for key, value in candidates:
-        if budget > 0 and fits_key(key) and fits_value(value):
+        if budget > 0 and key not in entries and fits_key(key) and fits_value(value):
             entries[key] = value
             budget -= 1
         else:
@@ -356,10 +382,16 @@ def metadata_properties(version: SourceVersion) -> dict[str, str]:
 
 
 def _clean_description(text: str) -> str:
-    """A description SageMaker accepts: control characters (newlines) folded into spaces, <= 1024."""
+    """A description SageMaker accepts: control characters (newlines) folded into spaces, <= 1024 UTF-16
+    code units (cut with a trailing `…` when longer)."""
     folded = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
     folded = re.sub(r" {2,}", " ", folded).strip()
-    return folded if len(folded) <= MAX_DESCRIPTION else folded[: MAX_DESCRIPTION - 1] + "…"
+    if api_length(folded) <= MAX_DESCRIPTION:
+        return folded
+    # Running lengths only grow, so this keeps a prefix, and never half of a surrogate pair.
+    lengths = itertools.accumulate(api_length(ch) for ch in folded)
+    kept = (ch for ch, length in zip(folded, lengths, strict=True) if length <= MAX_DESCRIPTION - 1)
+    return "".join(kept) + "…"
 
 
 def desired_package(version: SourceVersion, group: str, source_id: str, settings: Settings) -> PackageSpec:
