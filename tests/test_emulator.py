@@ -1,0 +1,556 @@
+"""The emulator, in process: each rule that makes it stricter than moto, through plain boto3 clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ParamValidationError
+
+from mlflow_sagemaker_registry.emulator import RegistryBackend, emulated_aws
+from mlflow_sagemaker_registry.emulator.validation import service_model
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+GROUP_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/churn"
+
+
+@pytest.fixture
+def backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[RegistryBackend]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with emulated_aws() as emulated:
+        yield emulated
+
+
+@pytest.fixture(scope="module")
+def session() -> boto3.session.Session:
+    """One session for the module: a new one loads the large SageMaker model again (0.2 s a client)."""
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
+
+
+@pytest.fixture
+def sm(backend: RegistryBackend, session: boto3.session.Session) -> SageMakerClient:
+    return session.client("sagemaker")
+
+
+@pytest.fixture
+def raw_sm(backend: RegistryBackend, session: boto3.session.Session) -> SageMakerClient:
+    """A client that skips botocore's own checks, so the emulator alone decides."""
+    return session.client("sagemaker", config=Config(parameter_validation=False))
+
+
+@pytest.fixture
+def group(sm: SageMakerClient) -> str:
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    return "churn"
+
+
+def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
+    error = excinfo.value.response["Error"]
+    return error["Code"], error["Message"]
+
+
+def _create(sm: SageMakerClient, **extra: Any) -> str:
+    return sm.create_model_package(ModelPackageGroupName="churn", **extra)["ModelPackageArn"]
+
+
+# -- validation from the service model -------------------------------------------------------------
+
+
+def test_group_name_outside_the_pattern_is_refused(sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_model_package_group(ModelPackageGroupName="bad name_x")
+    assert _error(excinfo) == (
+        "ValidationException",
+        "1 validation error detected: Value 'bad name_x' at 'modelPackageGroupName' failed to satisfy "
+        "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+    )
+
+
+def test_every_broken_rule_is_counted(sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_model_package_group(ModelPackageGroupName="x_" * 40)
+    message = _error(excinfo)[1]
+    assert message.startswith("2 validation errors detected: ")
+    assert "Member must have length less than or equal to 63; Value " in message
+
+
+@pytest.mark.usefixtures("group")
+def test_metadata_value_longer_than_256_is_refused(sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        _create(sm, CustomerMetadataProperties={"params": "x" * 300})
+    code, message = _error(excinfo)
+    assert code == "ValidationException"
+    assert f"Value '{{params={'x' * 300}}}' at 'customerMetadataProperties' failed" in message
+    assert "Map value must satisfy constraint: [Member must have length less than or equal to 256]" in message
+
+
+@pytest.mark.usefixtures("group")
+@pytest.mark.parametrize("value", ["[1, 2]", "a,b", "{'a': 1}", "50%", 'say "hi"'])
+def test_metadata_value_with_forbidden_characters_is_refused(sm: SageMakerClient, value: str) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        _create(sm, CustomerMetadataProperties={"k": value})
+    assert (
+        "Map value must satisfy constraint: [Member must satisfy regular expression pattern"
+        in _error(excinfo)[1]
+    )
+
+
+@pytest.mark.usefixtures("group")
+def test_metadata_value_that_is_a_list_is_refused_by_botocore_and_by_the_emulator(
+    sm: SageMakerClient, raw_sm: SageMakerClient
+) -> None:
+    with pytest.raises(ParamValidationError):
+        _create(sm, CustomerMetadataProperties={"k": [1, 2]})
+    with pytest.raises(ClientError) as excinfo:
+        _create(raw_sm, CustomerMetadataProperties={"k": [1, 2]})
+    assert _error(excinfo)[0] == "SerializationException"
+
+
+@pytest.mark.usefixtures("group")
+def test_empty_metadata_value_is_refused(raw_sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        _create(raw_sm, CustomerMetadataProperties={"k": ""})
+    assert "[Member must have length greater than or equal to 1]" in _error(excinfo)[1]
+
+
+@pytest.mark.usefixtures("group")
+def test_more_than_50_metadata_entries_are_refused(sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        _create(sm, CustomerMetadataProperties={f"k{i}": "v" for i in range(51)})
+    assert "Member must have length less than or equal to 50" in _error(excinfo)[1]
+
+
+@pytest.mark.usefixtures("group")
+def test_unicode_letters_are_fine_in_metadata(sm: SageMakerClient) -> None:
+    arn = _create(sm, CustomerMetadataProperties={"auteur": "Zoé Müller 日本"})
+    assert sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"] == {
+        "auteur": "Zoé Müller 日本"
+    }
+
+
+@pytest.mark.usefixtures("group")
+def test_life_cycle_stage_with_a_space_is_refused(sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        _create(sm, ModelLifeCycle={"Stage": "Pre Production", "StageStatus": "Approved"})
+    assert "at 'modelLifeCycle.stage'" in _error(excinfo)[1]
+
+
+# -- groups ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("group")
+@pytest.mark.parametrize("name", ["churn", "CHURN"])
+def test_a_second_group_of_the_same_name_is_refused(sm: SageMakerClient, name: str) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_model_package_group(ModelPackageGroupName=name, ModelPackageGroupDescription="other")
+    assert _error(excinfo) == ("ValidationException", f"Model Package Group already exists: {GROUP_ARN}")
+    assert "ModelPackageGroupDescription" not in sm.describe_model_package_group(
+        ModelPackageGroupName="churn"
+    )
+
+
+@pytest.mark.usefixtures("group")
+def test_group_lookups_are_exact_about_case(sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        sm.describe_model_package_group(ModelPackageGroupName="Churn")
+    assert _error(excinfo) == ("ValidationException", "ModelPackageGroup Churn does not exist.")
+
+
+def test_describe_group_by_name_or_arn(sm: SageMakerClient, group: str) -> None:
+    by_name = sm.describe_model_package_group(ModelPackageGroupName=group)
+    by_arn = sm.describe_model_package_group(ModelPackageGroupName=GROUP_ARN)
+    assert by_name["ModelPackageGroupArn"] == by_arn["ModelPackageGroupArn"] == GROUP_ARN
+    assert by_name["ModelPackageGroupStatus"] == "Completed"
+
+
+def test_group_list_is_paginated_and_filtered(sm: SageMakerClient) -> None:
+    for index in range(23):
+        sm.create_model_package_group(ModelPackageGroupName=f"{'odd' if index % 2 else 'even'}-{index}")
+    first = sm.list_model_package_groups()
+    assert len(first["ModelPackageGroupSummaryList"]) == 10 and "NextToken" in first
+    pages = sm.get_paginator("list_model_package_groups").paginate(PaginationConfig={"PageSize": 4})
+    names = [summary["ModelPackageGroupName"] for p in pages for summary in p["ModelPackageGroupSummaryList"]]
+    assert names == [f"{'odd' if index % 2 else 'even'}-{index}" for index in range(23)]
+    odd = sm.list_model_package_groups(
+        NameContains="odd", SortBy="Name", SortOrder="Descending", MaxResults=100
+    )
+    assert [s["ModelPackageGroupName"] for s in odd["ModelPackageGroupSummaryList"]][:2] == ["odd-9", "odd-7"]
+
+
+def test_deleting_between_pages_skips_nothing(sm: SageMakerClient) -> None:
+    for index in range(6):
+        sm.create_model_package_group(ModelPackageGroupName=f"g{index}")
+    first = sm.list_model_package_groups(MaxResults=3)
+    for summary in first["ModelPackageGroupSummaryList"]:
+        sm.delete_model_package_group(ModelPackageGroupName=summary["ModelPackageGroupName"])
+    second = sm.list_model_package_groups(MaxResults=3, NextToken=first["NextToken"])
+    assert [s["ModelPackageGroupName"] for s in second["ModelPackageGroupSummaryList"]] == ["g3", "g4", "g5"]
+
+
+def test_a_group_with_packages_cannot_be_deleted(sm: SageMakerClient, group: str) -> None:
+    arn = _create(sm)
+    with pytest.raises(ClientError) as excinfo:
+        sm.delete_model_package_group(ModelPackageGroupName=group)
+    assert _error(excinfo)[0] == "ConflictException"
+    sm.delete_model_package(ModelPackageName=arn)
+    sm.delete_model_package_group(ModelPackageGroupName=GROUP_ARN)
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+# -- creating packages -----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("group")
+def test_versions_count_per_group_and_keep_the_group_case(sm: SageMakerClient) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="Fraud-Model")
+    assert _create(sm).endswith(":model-package/churn/1")
+    assert _create(sm).endswith(":model-package/churn/2")
+    fraud = sm.create_model_package(ModelPackageGroupName="Fraud-Model")["ModelPackageArn"]
+    assert fraud == f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/Fraud-Model/1"
+
+
+@pytest.mark.usefixtures("group")
+def test_the_group_may_be_given_by_arn(sm: SageMakerClient) -> None:
+    arn = sm.create_model_package(ModelPackageGroupName=GROUP_ARN)["ModelPackageArn"]
+    assert sm.describe_model_package(ModelPackageName=arn)["ModelPackageGroupName"] == "churn"
+
+
+@pytest.mark.usefixtures("group")
+def test_a_group_arn_of_another_region_is_refused(sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_model_package(ModelPackageGroupName=GROUP_ARN.replace(REGION, "eu-west-1"))
+    assert _error(excinfo) == ("ValidationException", f"ARN should be scoped to correct region: {REGION}")
+
+
+def test_a_package_needs_an_existing_group(sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        _create(sm)
+    assert _error(excinfo) == ("ValidationException", "ModelPackageGroup churn does not exist.")
+
+
+@pytest.mark.usefixtures("group")
+def test_tags_are_refused_on_a_versioned_package(sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        _create(sm, Tags=[{"Key": "team", "Value": "risk"}])
+    code, message = _error(excinfo)
+    assert code == "ValidationException" and "Tag the group instead" in message
+
+
+@pytest.mark.usefixtures("group")
+def test_the_same_client_token_creates_one_package(sm: SageMakerClient) -> None:
+    first = _create(sm, ClientToken="sync-churn-7", ModelPackageDescription="v7")
+    again = _create(sm, ClientToken="sync-churn-7", ModelPackageDescription="v7")
+    assert first == again
+    listed = sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]
+    assert [summary["ModelPackageArn"] for summary in listed] == [first]
+    with pytest.raises(ClientError) as excinfo:
+        _create(sm, ClientToken="sync-churn-7", ModelPackageDescription="v8")
+    assert _error(excinfo)[0] == "ValidationException"
+
+
+@pytest.mark.usefixtures("group")
+def test_a_retried_create_is_not_duplicated(sm: SageMakerClient, backend: RegistryBackend) -> None:
+    backend.inject_fault("CreateModelPackage", "ThrottlingException", after_apply=True)
+    answer = sm.create_model_package(ModelPackageGroupName="churn")
+    assert answer["ResponseMetadata"]["RetryAttempts"] == 1
+    assert answer["ModelPackageArn"].endswith("/churn/1")
+    assert len(sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]) == 1
+    assert [call.error for call in backend.calls_to("CreateModelPackage")] == ["ThrottlingException", None]
+
+
+@pytest.mark.usefixtures("group")
+def test_every_field_sent_is_kept(sm: SageMakerClient, backend: RegistryBackend) -> None:
+    sent: dict[str, Any] = {
+        "ModelPackageDescription": "gradient boosting",
+        "ModelApprovalStatus": "Approved",
+        "ModelLifeCycle": {"Stage": "Production", "StageStatus": "Approved", "StageDescription": "v7"},
+        "SourceUri": "models:/churn/7",
+        "ModelCard": {"ModelCardContent": '{"model_overview": {}}', "ModelCardStatus": "Draft"},
+        "CustomerMetadataProperties": {"mlflow.run_id": "abc123"},
+        "MetadataProperties": {"CommitId": "0123abc", "GeneratedBy": "mlsync"},
+        "ModelMetrics": {
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": "s3://b/k.json"}}
+        },
+        "InferenceSpecification": {
+            "Containers": [
+                {
+                    "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlflow-pyfunc:3.1",
+                    "ModelDataSource": {
+                        "S3DataSource": {
+                            "S3Uri": "s3://b/m/",
+                            "S3DataType": "S3Prefix",
+                            "CompressionType": "None",
+                        }
+                    },
+                    "Framework": "SKLEARN",
+                    "FrameworkVersion": "1.5",
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        "Domain": "MACHINE_LEARNING",
+        "Task": "CLASSIFICATION",
+        "SamplePayloadUrl": "s3://b/sample.csv",
+    }
+    arn = _create(sm, **sent)
+    described = sm.describe_model_package(ModelPackageName=arn)
+    assert {name: described[name] for name in sent} == sent  # type: ignore[literal-required]
+    assert described["ModelPackageStatus"] == "Completed"
+    assert described["CreationTime"] == described["LastModifiedTime"]
+    (call,) = backend.calls_to("CreateModelPackage")
+    assert call.params["ModelLifeCycle"] == sent["ModelLifeCycle"]
+
+
+@pytest.mark.usefixtures("group")
+def test_describe_answers_only_members_of_the_output_shape(sm: SageMakerClient) -> None:
+    arn = _create(sm, ClientToken="t-1", SourceUri="models:/churn/1")
+    output = service_model().operation_model("DescribeModelPackage").output_shape
+    assert output is not None
+    described = dict(sm.describe_model_package(ModelPackageName=arn))
+    described.pop("ResponseMetadata")
+    assert set(described) <= set(output.members)
+    assert set(output.required_members) <= set(described)
+    assert described["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+@pytest.mark.usefixtures("group")
+def test_describe_by_group_and_version(sm: SageMakerClient) -> None:
+    arn = _create(sm)
+    assert sm.describe_model_package(ModelPackageName="churn/1")["ModelPackageArn"] == arn
+    with pytest.raises(ClientError) as excinfo:
+        sm.describe_model_package(ModelPackageName="churn")
+    assert _error(excinfo) == ("ValidationException", "ModelPackage churn does not exist.")
+
+
+# -- updating packages -----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("group")
+def test_update_merges_metadata_and_leaves_the_rest_alone(sm: SageMakerClient) -> None:
+    arn = _create(
+        sm,
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={"a": "1", "b": "2"},
+        SourceUri="models:/churn/1",
+    )
+    sm.update_model_package(ModelPackageArn=arn, ApprovalDescription="looks good")
+    sm.update_model_package(ModelPackageArn=arn, CustomerMetadataProperties={"b": "3", "c": "4"})
+    described = sm.describe_model_package(ModelPackageName=arn)
+    assert described["CustomerMetadataProperties"] == {"a": "1", "b": "3", "c": "4"}
+    assert described["ModelApprovalStatus"] == "Approved"
+    assert described["ApprovalDescription"] == "looks good"
+    assert described["SourceUri"] == "models:/churn/1"
+    assert described["LastModifiedTime"] > described["CreationTime"]
+
+
+@pytest.mark.usefixtures("group")
+def test_update_removes_metadata_keys(sm: SageMakerClient) -> None:
+    arn = _create(sm, CustomerMetadataProperties={"a": "1", "b": "2"})
+    sm.update_model_package(ModelPackageArn=arn, CustomerMetadataPropertiesToRemove=["a", "missing"])
+    assert sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"] == {"b": "2"}
+    sm.update_model_package(ModelPackageArn=arn, CustomerMetadataPropertiesToRemove=["b"])
+    assert "CustomerMetadataProperties" not in sm.describe_model_package(ModelPackageName=arn)
+    with pytest.raises(ClientError):
+        sm.update_model_package(
+            ModelPackageArn=arn,
+            CustomerMetadataProperties={"x": "1"},
+            CustomerMetadataPropertiesToRemove=["x"],
+        )
+
+
+@pytest.mark.usefixtures("group")
+def test_update_cannot_grow_metadata_past_50(sm: SageMakerClient) -> None:
+    arn = _create(sm, CustomerMetadataProperties={f"k{i}": "v" for i in range(30)})
+    with pytest.raises(ClientError) as excinfo:
+        sm.update_model_package(
+            ModelPackageArn=arn, CustomerMetadataProperties={f"n{i}": "v" for i in range(21)}
+        )
+    assert "would leave 51" in _error(excinfo)[1]
+    assert len(sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]) == 30
+
+
+@pytest.mark.usefixtures("group")
+def test_update_replaces_life_cycle_source_and_card(sm: SageMakerClient) -> None:
+    arn = _create(sm, ModelLifeCycle={"Stage": "Development", "StageStatus": "InProgress"})
+    sm.update_model_package(
+        ModelPackageArn=arn,
+        ModelLifeCycle={"Stage": "Production", "StageStatus": "Approved"},
+        SourceUri="models:/churn/2",
+        ModelCard={"ModelCardStatus": "Approved"},
+    )
+    described = sm.describe_model_package(ModelPackageName=arn)
+    assert described["ModelLifeCycle"] == {"Stage": "Production", "StageStatus": "Approved"}
+    assert (described["SourceUri"], described["ModelCard"]) == (
+        "models:/churn/2",
+        {"ModelCardStatus": "Approved"},
+    )
+
+
+@pytest.mark.usefixtures("group")
+def test_documented_approval_transitions_only(sm: SageMakerClient) -> None:
+    arn = _create(sm)
+    for status in ("Approved", "Rejected", "Approved", "Approved"):
+        sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status)
+    with pytest.raises(ClientError) as excinfo:
+        sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="PendingManualApproval")
+    assert "from Approved to PendingManualApproval" in _error(excinfo)[1]
+
+
+def test_updating_a_missing_package_is_refused(sm: SageMakerClient, group: str) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        sm.update_model_package(ModelPackageArn=f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churn/9")
+    assert _error(excinfo)[1].endswith("model-package/churn/9 does not exist.")
+
+
+# -- listing and deleting packages -----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("group")
+def test_list_without_a_group_lists_only_unversioned_packages(sm: SageMakerClient) -> None:
+    _create(sm)
+    assert sm.list_model_packages()["ModelPackageSummaryList"] == []
+    assert len(sm.list_model_packages(ModelPackageType="Versioned")["ModelPackageSummaryList"]) == 1
+
+
+@pytest.mark.usefixtures("group")
+def test_list_summaries_carry_status_and_life_cycle_but_no_metadata(sm: SageMakerClient) -> None:
+    _create(
+        sm,
+        CustomerMetadataProperties={"a": "1"},
+        ModelLifeCycle={"Stage": "QA", "StageStatus": "InProgress"},
+    )
+    (summary,) = sm.list_model_packages(ModelPackageGroupName=GROUP_ARN)["ModelPackageSummaryList"]
+    assert summary["ModelApprovalStatus"] == "PendingManualApproval"
+    assert summary["ModelLifeCycle"] == {"Stage": "QA", "StageStatus": "InProgress"}
+    assert "CustomerMetadataProperties" not in summary
+
+
+@pytest.mark.usefixtures("group")
+def test_list_packages_pages_filters_and_sorts(sm: SageMakerClient) -> None:
+    arns = [_create(sm, ModelApprovalStatus="Approved" if i % 3 == 0 else "Rejected") for i in range(12)]
+    pages = sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName="churn")
+    assert [s["ModelPackageArn"] for p in pages for s in p["ModelPackageSummaryList"]] == arns
+    newest = sm.list_model_packages(
+        ModelPackageGroupName="churn", ModelApprovalStatus="Approved", SortOrder="Descending"
+    )["ModelPackageSummaryList"]
+    assert [s["ModelPackageVersion"] for s in newest] == [10, 7, 4, 1]
+    with pytest.raises(ClientError):
+        sm.list_model_packages(ModelPackageGroupName="churn", MaxResults=101)
+
+
+@pytest.mark.usefixtures("group")
+def test_batch_describe_reports_found_and_missing(sm: SageMakerClient) -> None:
+    arn = _create(sm, CustomerMetadataProperties={"a": "1"})
+    missing = arn.replace("/churn/1", "/churn/2")
+    answer = sm.batch_describe_model_package(ModelPackageArnList=[arn, missing])
+    assert answer["ModelPackageSummaries"][arn]["ModelApprovalStatus"] == "PendingManualApproval"
+    assert "CustomerMetadataProperties" not in answer["ModelPackageSummaries"][arn]
+    assert answer["BatchDescribeModelPackageErrorMap"][missing]["ErrorCode"] == "ValidationException"
+
+
+@pytest.mark.usefixtures("group")
+def test_deleted_packages_are_gone_and_their_versions_never_reused(sm: SageMakerClient) -> None:
+    first = _create(sm)
+    sm.delete_model_package(ModelPackageName=first)
+    with pytest.raises(ClientError):
+        sm.describe_model_package(ModelPackageName=first)
+    with pytest.raises(ClientError):
+        sm.delete_model_package(ModelPackageName=first)
+    assert _create(sm).endswith("/churn/2")
+
+
+# -- tags ------------------------------------------------------------------------------------------
+
+
+def test_group_tags_are_added_listed_and_deleted(sm: SageMakerClient) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="churn", Tags=[{"Key": "team", "Value": "risk"}])
+    sm.add_tags(ResourceArn=GROUP_ARN, Tags=[{"Key": "mlflow:model", "Value": "churn"}])
+    sm.delete_tags(ResourceArn=GROUP_ARN, TagKeys=["team"])
+    assert sm.list_tags(ResourceArn=GROUP_ARN)["Tags"] == [{"Key": "mlflow:model", "Value": "churn"}]
+    with pytest.raises(ClientError) as excinfo:
+        sm.add_tags(ResourceArn=GROUP_ARN, Tags=[{"Key": "bad", "Value": "a,b"}])
+    assert "at 'tags.1.member.value'" in _error(excinfo)[1]
+
+
+def test_tags_of_a_missing_group_are_refused(sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        sm.list_tags(ResourceArn=GROUP_ARN)
+    assert _error(excinfo) == ("ValidationException", "ModelPackageGroup churn does not exist.")
+
+
+# -- the emulation itself --------------------------------------------------------------------------
+
+
+def test_the_call_log_keeps_refused_calls_too(sm: SageMakerClient, backend: RegistryBackend) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    with pytest.raises(ClientError):
+        sm.create_model_package_group(ModelPackageGroupName="churn")
+    assert backend.call_counts() == {"CreateModelPackageGroup": 2}
+    assert [(call.region, call.error) for call in backend.calls()] == [
+        (REGION, None),
+        (REGION, "ValidationException"),
+    ]
+    backend.clear_calls()
+    assert backend.calls() == []
+
+
+def test_regions_are_separate(sm: SageMakerClient, session: boto3.session.Session) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    ireland = session.client("sagemaker", region_name="eu-west-1")
+    assert ireland.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    arn = ireland.create_model_package_group(ModelPackageGroupName="churn")["ModelPackageGroupArn"]
+    assert arn == f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:model-package-group/churn"
+
+
+def test_other_sagemaker_operations_are_not_silently_emulated(sm: SageMakerClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        sm.list_models()
+    assert _error(excinfo)[0] == "NotEmulatedException"
+
+
+def test_moto_still_serves_s3_and_sts(backend: RegistryBackend) -> None:
+    s3 = boto3.client("s3", region_name=REGION)  # boto3's default session, which mock_aws resets
+    s3.create_bucket(Bucket="mlsync-artifacts")
+    s3.put_object(Bucket="mlsync-artifacts", Key="model.tar.gz", Body=b"weights")
+    assert s3.get_object(Bucket="mlsync-artifacts", Key="model.tar.gz")["Body"].read() == b"weights"
+    assert boto3.client("sts", region_name=REGION).get_caller_identity()["Account"] == ACCOUNT
+    assert backend.calls() == []
+
+
+def test_clients_of_any_session_are_routed(backend: RegistryBackend) -> None:
+    boto3.session.Session(region_name=REGION).client("sagemaker").create_model_package_group(
+        ModelPackageGroupName="churn"
+    )
+    assert backend.call_counts()["CreateModelPackageGroup"] == 1
+
+
+def test_emulations_do_not_nest(backend: RegistryBackend) -> None:
+    with pytest.raises(RuntimeError), emulated_aws():
+        pass  # pragma: no cover - never entered
+
+
+def test_a_given_backend_outlives_the_emulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    kept = RegistryBackend()
+    with emulated_aws(kept):
+        boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="churn")
+    with emulated_aws(kept):
+        assert boto3.client("sagemaker").describe_model_package_group(ModelPackageGroupName="churn")
+    kept.reset()
+    assert kept.calls() == []

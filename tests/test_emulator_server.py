@@ -1,0 +1,108 @@
+"""The emulator as a separate server process: SageMaker from us, S3 and STS from moto, on one port."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from mlflow_sagemaker_registry.emulator import EmulatorProcess
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmulatorProcess]:
+    with EmulatorProcess() as process:
+        yield process
+
+
+@pytest.fixture
+def emulator(server: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> EmulatorProcess:
+    """The module's server, emptied, with boto3 pointed at it through the environment."""
+    server.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return server
+
+
+@pytest.fixture
+def sm(emulator: EmulatorProcess) -> SageMakerClient:
+    return boto3.client("sagemaker")
+
+
+def test_one_endpoint_serves_sagemaker_s3_and_sts(emulator: EmulatorProcess, sm: SageMakerClient) -> None:
+    assert emulator.url.startswith("http://127.0.0.1:")
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    arn = sm.create_model_package(
+        ModelPackageGroupName="churn", ModelLifeCycle={"Stage": "QA", "StageStatus": "InProgress"}
+    )["ModelPackageArn"]
+    assert sm.describe_model_package(ModelPackageName=arn)["ModelLifeCycle"]["Stage"] == "QA"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="mlsync-artifacts")
+    s3.put_object(Bucket="mlsync-artifacts", Key="model.tar.gz", Body=b"weights")
+    assert s3.get_object(Bucket="mlsync-artifacts", Key="model.tar.gz")["Body"].read() == b"weights"
+    assert boto3.client("sts").get_caller_identity()["Account"] == "123456789012"
+    assert emulator.call_counts() == {
+        "CreateModelPackageGroup": 1,
+        "CreateModelPackage": 1,
+        "DescribeModelPackage": 1,
+    }
+
+
+def test_the_server_is_as_strict_and_logs_refusals(emulator: EmulatorProcess, sm: SageMakerClient) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_model_package(ModelPackageGroupName="churn", CustomerMetadataProperties={"k": "x" * 300})
+    assert "Member must have length less than or equal to 256" in excinfo.value.response["Error"]["Message"]
+    (call,) = emulator.calls_to("CreateModelPackage")
+    assert (call.error, call.params["CustomerMetadataProperties"]) == (
+        "ValidationException",
+        {"k": "x" * 300},
+    )
+
+
+def test_faults_injected_from_the_test_process(emulator: EmulatorProcess, sm: SageMakerClient) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    emulator.inject_fault("CreateModelPackage", "ThrottlingException", after_apply=True)
+    assert sm.create_model_package(ModelPackageGroupName="churn")["ResponseMetadata"]["RetryAttempts"] == 1
+    assert len(sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]) == 1
+
+
+def test_raw_requests_are_read_as_sagemaker_reads_them(emulator: EmulatorProcess) -> None:
+    body = json.dumps({"ModelPackageGroupName": "churn", "Colour": "blue"}).encode()
+    request = urllib.request.Request(
+        f"{emulator.url}/",
+        data=body,
+        method="POST",
+        headers={
+            "X-Amz-Target": "SageMaker.CreateModelPackageGroup",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    )
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        urllib.request.urlopen(request, timeout=5)
+    assert excinfo.value.code == 400
+    assert json.load(excinfo.value)["__type"] == "SerializationException"
+
+
+def test_unknown_control_routes_are_404(emulator: EmulatorProcess) -> None:
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        urllib.request.urlopen(f"{emulator.url}/_emulator/nothing", timeout=5)
+    assert excinfo.value.code == 404
+
+
+def test_a_stopped_process_has_no_url() -> None:
+    process = EmulatorProcess()
+    with pytest.raises(RuntimeError):
+        process.url  # noqa: B018 - the property raises
+    process.stop()  # stopping what never started is harmless
