@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -554,3 +555,10 @@ def test_a_given_backend_outlives_the_emulation(monkeypatch: pytest.MonkeyPatch)
         assert boto3.client("sagemaker").describe_model_package_group(ModelPackageGroupName="churn")
     kept.reset()
     assert kept.calls() == []
+
+
+@pytest.mark.usefixtures("group")
+def test_concurrent_creates_get_distinct_versions(sm: SageMakerClient) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        arns = list(pool.map(lambda _: _create(sm), range(24)))
+    assert sorted(int(arn.rsplit("/", 1)[1]) for arn in arns) == list(range(1, 25))

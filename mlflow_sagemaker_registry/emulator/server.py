@@ -34,10 +34,10 @@ CONTROL_PREFIX = "/_emulator/"
 class EmulatorApp:
     """The WSGI app of the server: control API, SageMaker, then moto for everything else."""
 
-    def __init__(self, backend: RegistryBackend, moto_app: WSGIApplication | None = None) -> None:
+    def __init__(self, backend: RegistryBackend) -> None:
         self.backend = backend
         self._sagemaker = SageMakerApp(backend)
-        self._moto: WSGIApplication = moto_app or DomainDispatcherApplication(create_backend_app)
+        self._moto: WSGIApplication = DomainDispatcherApplication(create_backend_app)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -45,7 +45,7 @@ def answer(
 ) -> WireResponse:
     """Answer one SageMaker JSON request as SageMaker would."""
     try:
-        if not target or not target.startswith(TARGET_PREFIX):
+        if target is None or not is_sagemaker(target):
             raise UnknownOperationError(f"Unknown target {target!r}: expected SageMaker.<Operation>")
         result = backend.handle(target[len(TARGET_PREFIX) :], _parse(body), region_of(authorization))
     except EmulatorError as error:
@@ -60,7 +60,8 @@ def region_of(authorization: str | None) -> str:
 
 
 def is_sagemaker(target: str | None) -> bool:
-    return bool(target) and str(target).startswith(TARGET_PREFIX)
+    """Whether an ``X-Amz-Target`` header names a SageMaker operation."""
+    return target is not None and target.startswith(TARGET_PREFIX)
 
 
 class SageMakerApp:
