@@ -207,18 +207,14 @@ def test_create_package_leaves_out_empty_optional_fields(
     ]
 
 
-def test_approval_reason_is_set_by_an_update_as_create_has_no_such_field(
+def test_create_is_one_call_and_sends_no_approval_description(
     registry: SageMakerRegistry, group: str, calls: RecordedCalls
 ) -> None:
-    arn = registry.create_package(
-        package_spec(approval_reason="approved by rule: accuracy >= 0.9"), CONTAINER
-    )
+    registry.create_package(package_spec(approval_reason="approved by rule: accuracy >= 0.9"), CONTAINER)
 
     assert "ApprovalDescription" not in calls.of("CreateModelPackage")[0]
-    assert calls.operations[-2:] == ["CreateModelPackage", "UpdateModelPackage"]
-    assert calls.of("UpdateModelPackage") == [
-        {"ModelPackageArn": arn, "ApprovalDescription": "approved by rule: accuracy >= 0.9"}
-    ]
+    assert calls.operations[-1] == "CreateModelPackage"
+    assert calls.of("UpdateModelPackage") == []
 
 
 def test_created_package_is_observed(registry: SageMakerRegistry, group: str) -> None:

@@ -97,14 +97,13 @@ class SageMakerRegistry:
     def create_package(self, spec: PackageSpec, container: Container) -> str:
         """Create the versioned package; `spec.client_token` makes a retried create return the same ARN.
 
-        CreateModelPackage has no `ApprovalDescription`, so a non-empty `spec.approval_reason` is set by
-        a second call, UpdateModelPackage with that field alone.
+        CreateModelPackage has no `ApprovalDescription`; the reason for the initial approval is shown in
+        the plan but not sent, as a second call per new version would double the writes of a push. Later
+        approval changes carry their reason (`update_package`).
         """
         resource = f"{spec.group_name} (model {spec.model_name!r} version {spec.version})"
         with aws_errors("CreateModelPackage", resource):
-            arn = self._sm.create_model_package(**_create_request(spec, container))["ModelPackageArn"]
-        self.update_package(arn, approval_reason=spec.approval_reason)
-        return arn
+            return self._sm.create_model_package(**_create_request(spec, container))["ModelPackageArn"]
 
     def update_package(
         self,
