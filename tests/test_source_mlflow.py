@@ -1,7 +1,8 @@
 """MlflowSource against a real MLflow registry: SQLite in a temporary directory, real sklearn models.
 
 The registry is built once per module (logging models is the slow part) and only read by the tests,
-except for a model kept apart for the tagging test.
+except for a model kept apart for the tagging test. One test reads it again through a real
+`mlflow server` process on 127.0.0.1, the REST path a production deployment takes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ from mlflow_sagemaker_registry.sources.mlflow_registry import MlflowSource
 
 FRAUD = "fraud detector"
 TAGGED = "tagging_target"
-# Names MLflow's filter syntax cannot quote the plain way, and a decoy that a LIKE pattern also matches.
+# Names that need care in MLflow's filter syntax (quotes, a backslash, LIKE's `_`), and a decoy that
+# the LIKE pattern for the third one also matches.
 QUOTED = ("o'brien", 'say "hi"', 'it\'s "quoted"', "back\\slash", "team_a.churn v2")
 DECOY = "itXs XquotedX"
 PAGE_MODELS = tuple(f"page-{i}" for i in range(3))
@@ -119,10 +121,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         client.set_model_version_tag(TAGGED, "1", "mlsync.status", "synced")
 
     # The SQL store registers synchronously; set the states a slow artifact copy would leave.
-    with sqlite3.connect(root / "mlflow.db") as db:
+    with closing(sqlite3.connect(root / "mlflow.db")) as db, db:
         db.execute("UPDATE model_versions SET status = 'PENDING_REGISTRATION' WHERE version = 5")
         db.execute("UPDATE model_versions SET status = 'FAILED_REGISTRATION' WHERE version = 6")
-    db.close()
     yield Built(uri, root, bare_dir, experiment, a.info.run_id, b.info.run_id)
 
 
@@ -157,7 +158,8 @@ def server(built: Built) -> Iterator[str]:
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # its own session: the server and any worker it spawned
+        with suppress(ProcessLookupError):  # its own session: the server and any worker it spawned
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -276,6 +278,7 @@ def test_set_version_tags_writes_only_changed_values(
     monkeypatch.setattr(client, "set_model_version_tag", recording)
 
     source.set_version_tags(TAGGED, "1", {"mlsync.status": "synced"})
+    source.set_version_tags(TAGGED, "1", {})
     assert written == []
 
     source.set_version_tags(TAGGED, "1", {"mlsync.status": "synced", "mlsync.arn": "arn:x"})
@@ -314,6 +317,7 @@ def test_identity_of_the_same_sqlite_file_is_the_same_from_any_spelling(
         ),
         ("postgresql://db.example/registry", "postgresql://db.example/registry"),
         ("mysql://u:p@db.example:3307/registry", "mysql://db.example:3307/registry"),
+        ("databricks-uc", "databricks-uc"),  # a store name, not a relative path
     ],
 )
 def test_identity_strips_credentials_query_and_default_port(
