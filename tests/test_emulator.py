@@ -172,11 +172,15 @@ def test_group_lookups_are_exact_about_case(sm: SageMakerClient) -> None:
     assert _error(excinfo) == ("ValidationException", "ModelPackageGroup Churn does not exist.")
 
 
-def test_describe_group_by_name_or_arn(sm: SageMakerClient, group: str) -> None:
-    by_name = sm.describe_model_package_group(ModelPackageGroupName=group)
+def test_describe_group_by_name_or_arn(sm: SageMakerClient) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="churn", ModelPackageGroupDescription="churn model")
+    by_name = sm.describe_model_package_group(ModelPackageGroupName="churn")
     by_arn = sm.describe_model_package_group(ModelPackageGroupName=GROUP_ARN)
     assert by_name["ModelPackageGroupArn"] == by_arn["ModelPackageGroupArn"] == GROUP_ARN
-    assert by_name["ModelPackageGroupStatus"] == "Completed"
+    assert (by_name["ModelPackageGroupStatus"], by_name["ModelPackageGroupDescription"]) == (
+        "Completed",
+        "churn model",
+    )
 
 
 def test_group_list_is_paginated_and_filtered(sm: SageMakerClient) -> None:
@@ -191,6 +195,18 @@ def test_group_list_is_paginated_and_filtered(sm: SageMakerClient) -> None:
         NameContains="odd", SortBy="Name", SortOrder="Descending", MaxResults=100
     )
     assert [s["ModelPackageGroupName"] for s in odd["ModelPackageGroupSummaryList"]][:2] == ["odd-9", "odd-7"]
+
+
+def test_a_page_token_is_only_good_for_its_sort(sm: SageMakerClient) -> None:
+    for index in range(3):
+        sm.create_model_package_group(ModelPackageGroupName=f"g{index}")
+    token = sm.list_model_package_groups(MaxResults=2)["NextToken"]
+    with pytest.raises(ClientError) as excinfo:
+        sm.list_model_package_groups(MaxResults=2, NextToken=token, SortBy="Name")
+    assert "does not belong to this sort order" in _error(excinfo)[1]
+    with pytest.raises(ClientError) as excinfo:
+        sm.list_model_package_groups(NextToken="made-up")
+    assert _error(excinfo) == ("ValidationException", "Invalid pagination token: made-up")
 
 
 def test_deleting_between_pages_skips_nothing(sm: SageMakerClient) -> None:
@@ -236,6 +252,46 @@ def test_a_group_arn_of_another_region_is_refused(sm: SageMakerClient) -> None:
     with pytest.raises(ClientError) as excinfo:
         sm.create_model_package(ModelPackageGroupName=GROUP_ARN.replace(REGION, "eu-west-1"))
     assert _error(excinfo) == ("ValidationException", f"ARN should be scoped to correct region: {REGION}")
+
+
+@pytest.mark.usefixtures("group")
+@pytest.mark.parametrize(
+    ("names", "code", "message"),
+    [
+        (
+            {"ModelPackageGroupName": "churn", "ModelPackageName": "churn"},
+            "ValidationException",
+            "Both ModelPackageName and ModelPackageGroupName are provided in the input. "
+            "Cannot determine which one to use.",
+        ),
+        ({}, "ValidationException", "Missing ARN."),
+        (
+            {"ModelPackageName": "churn"},
+            "NotEmulatedException",
+            "Unversioned model packages (ModelPackageName) are not emulated.",
+        ),
+    ],
+)
+def test_a_package_is_versioned_by_its_group(
+    sm: SageMakerClient, names: dict[str, str], code: str, message: str
+) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_model_package(**names)  # type: ignore[arg-type]
+    assert _error(excinfo) == (code, message)
+
+
+@pytest.mark.usefixtures("group")
+@pytest.mark.parametrize(
+    ("arn", "message"),
+    [
+        (f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/churn", "is not the ARN of a model-package-group."),
+        (GROUP_ARN.replace(ACCOUNT, "210987654321"), "Cross-account access"),
+    ],
+)
+def test_foreign_group_arns_are_refused(sm: SageMakerClient, arn: str, message: str) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_model_package(ModelPackageGroupName=arn)
+    assert message in _error(excinfo)[1]
 
 
 def test_a_package_needs_an_existing_group(sm: SageMakerClient) -> None:
@@ -404,6 +460,19 @@ def test_update_replaces_life_cycle_source_and_card(sm: SageMakerClient) -> None
 
 
 @pytest.mark.usefixtures("group")
+def test_update_appends_additional_inference_specifications(sm: SageMakerClient) -> None:
+    arn = _create(sm)
+    specification: Any = {"Name": "neo", "Containers": [{"Image": "neo:1"}]}
+    sm.update_model_package(ModelPackageArn=arn, AdditionalInferenceSpecificationsToAdd=[specification])
+    sm.update_model_package(ModelPackageArn=arn, AdditionalInferenceSpecificationsToAdd=[specification] * 14)
+    described = sm.describe_model_package(ModelPackageName=arn)
+    assert len(described["AdditionalInferenceSpecifications"]) == 15
+    with pytest.raises(ClientError) as excinfo:
+        sm.update_model_package(ModelPackageArn=arn, AdditionalInferenceSpecificationsToAdd=[specification])
+    assert "this update would leave 16" in _error(excinfo)[1]
+
+
+@pytest.mark.usefixtures("group")
 def test_documented_approval_transitions_only(sm: SageMakerClient) -> None:
     arn = _create(sm)
     for status in ("Approved", "Rejected", "Approved", "Approved"):
@@ -489,6 +558,17 @@ def test_group_tags_are_added_listed_and_deleted(sm: SageMakerClient) -> None:
     assert "at 'tags.1.member.value'" in _error(excinfo)[1]
 
 
+@pytest.mark.usefixtures("group")
+def test_tags_stay_within_50_and_on_groups(sm: SageMakerClient) -> None:
+    sm.add_tags(ResourceArn=GROUP_ARN, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+    with pytest.raises(ClientError) as excinfo:
+        sm.add_tags(ResourceArn=GROUP_ARN, Tags=[{"Key": "one-more", "Value": "v"}])
+    assert _error(excinfo)[1] == "A resource can have at most 50 tags, not 51."
+    with pytest.raises(ClientError) as excinfo:
+        sm.add_tags(ResourceArn=_create(sm), Tags=[{"Key": "k", "Value": "v"}])
+    assert _error(excinfo)[0] == "NotEmulatedException"
+
+
 def test_tags_of_a_missing_group_are_refused(sm: SageMakerClient) -> None:
     with pytest.raises(ClientError) as excinfo:
         sm.list_tags(ResourceArn=GROUP_ARN)
@@ -562,3 +642,15 @@ def test_concurrent_creates_get_distinct_versions(sm: SageMakerClient) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         arns = list(pool.map(lambda _: _create(sm), range(24)))
     assert sorted(int(arn.rsplit("/", 1)[1]) for arn in arns) == list(range(1, 25))
+
+
+@pytest.mark.usefixtures("group")
+def test_a_fault_before_apply_changes_nothing(
+    backend: RegistryBackend, session: boto3.session.Session
+) -> None:
+    no_retries = session.client("sagemaker", config=Config(retries={"total_max_attempts": 1}))
+    backend.inject_fault("CreateModelPackage", "InternalFailure", status=500, message="boom")
+    with pytest.raises(ClientError) as excinfo:
+        no_retries.create_model_package(ModelPackageGroupName="churn")
+    assert _error(excinfo) == ("InternalFailure", "boom")
+    assert no_retries.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"] == []

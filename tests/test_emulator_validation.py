@@ -173,3 +173,17 @@ def test_the_region_comes_from_the_credential_scope() -> None:
     header = "AWS4-HMAC-SHA256 Credential=testing/20260101/eu-central-1/sagemaker/aws4_request, Signature=x"
     assert region_of(header) == "eu-central-1"
     assert region_of(None) == "us-east-1"
+
+
+def test_structures_inside_maps_are_checked_member_by_member() -> None:
+    params = {"TrialComponentName": "t", "InputArtifacts": {"data": {"MediaType": "text/csv"}}}
+    error = _refusal("CreateTrialComponent", params)
+    assert "Value null at 'inputArtifacts.data.value' failed" in error.message
+
+
+def test_a_union_needs_exactly_one_member() -> None:
+    error = _refusal("CreateAutoMLJobV2", {"AutoMLProblemTypeConfig": {}})
+    assert (
+        "Value '{}' at 'autoMLProblemTypeConfig' failed to satisfy constraint: Member must have exactly one"
+        in (error.message)
+    )
