@@ -151,20 +151,7 @@ class RegionRegistry:
     # -- packages -----------------------------------------------------------------------------------
 
     def create_model_package(self, params: dict[str, Any]) -> dict[str, Any]:
-        if "ModelPackageName" in params and "ModelPackageGroupName" in params:
-            raise ValidationError(
-                "Both ModelPackageName and ModelPackageGroupName are provided in the input. "
-                "Cannot determine which one to use."
-            )
-        if "ModelPackageGroupName" not in params:
-            if "ModelPackageName" in params:
-                raise NotEmulatedError("Unversioned model packages (ModelPackageName) are not emulated.")
-            raise ValidationError("Missing ARN.")
-        if "Tags" in params:
-            raise ValidationError(
-                "Tags cannot be specified for a versioned model package: it uses the tags of its "
-                "model package group. Tag the group instead."
-            )
+        _check_versioned(params)
         request = {name: value for name, value in params.items() if name != "ClientToken"}
         token = params.get("ClientToken")
         if token is not None and token in self._tokens:
@@ -225,12 +212,12 @@ class RegionRegistry:
             wanted = self._group_name(group_name)
             groups = [group for group in groups if group.name == wanted]
         packages = [package for group in groups for package in group.packages.values()] if versioned else []
+        status = params.get("ModelApprovalStatus")
         packages = [
             package
             for package in packages
             if params.get("NameContains", "") in package.fields["ModelPackageName"]
-            and params.get("ModelApprovalStatus", package.fields["ModelApprovalStatus"])
-            == package.fields["ModelApprovalStatus"]
+            and status in (None, package.fields["ModelApprovalStatus"])
             and _created_within(package.fields, params)
         ]
         sort_by = params.get("SortBy", "CreationTime")
@@ -339,6 +326,24 @@ class RegionRegistry:
         if match is None or match["kind"] != "model-package-group":
             raise NotEmulatedError(f"Tags are emulated for model package groups only, not for {arn}.")
         return self._group(arn)
+
+
+def _check_versioned(params: Mapping[str, Any]) -> None:
+    """Refuse what a versioned package cannot be created with (or what makes it unversioned)."""
+    if "ModelPackageName" in params and "ModelPackageGroupName" in params:
+        raise ValidationError(
+            "Both ModelPackageName and ModelPackageGroupName are provided in the input. "
+            "Cannot determine which one to use."
+        )
+    if "ModelPackageGroupName" not in params:
+        if "ModelPackageName" in params:
+            raise NotEmulatedError("Unversioned model packages (ModelPackageName) are not emulated.")
+        raise ValidationError("Missing ARN.")
+    if "Tags" in params:
+        raise ValidationError(
+            "Tags cannot be specified for a versioned model package: it uses the tags of its "
+            "model package group. Tag the group instead."
+        )
 
 
 def _check_transition(current: str, wanted: str) -> None:
