@@ -33,6 +33,7 @@ from .mapping import (
     SYNCED,
     TAG_PACKAGE_ARN,
     TAG_SYNC_STATUS,
+    identity_key,
     identity_of,
     owned_keys,
 )
@@ -206,7 +207,9 @@ class Plan:
             UnsafePlanError: unless `force`.
         """
         changes = self.approval_changes
-        if force or self.existing < min_existing or changes <= max_fraction * self.existing:
+        # `changes / existing`, not `max_fraction * existing`: 0.29 * 100 is 28.999..., which would refuse
+        # 29 changes of 100 at a 29% threshold.
+        if force or self.existing < min_existing or changes == 0 or changes / self.existing <= max_fraction:
             return
         raise UnsafePlanError(
             f"this plan changes the approval of {changes} of {self.existing} existing model packages "
@@ -280,7 +283,7 @@ def _matches(
     version: SourceVersion, packages: Sequence[ObservedPackage], source_id: str
 ) -> list[ObservedPackage]:
     """Packages of this version: by metadata identity, else by the ARN tag on a package without one."""
-    key = (source_id, version.model_name, version.version)
+    key = identity_key(source_id, version.model_name, version.version)
     found = [p for p in packages if identity_of(p.customer_metadata) == key]
     if not found:
         tagged = version.tags.get(TAG_PACKAGE_ARN, "").lower()

@@ -1,0 +1,647 @@
+"""The planner: desired packages vs what SageMaker holds -> a deterministic, reviewable `Plan`."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from mlflow_sagemaker_registry.config import Settings
+from mlflow_sagemaker_registry.domain import (
+    ApprovalStatus,
+    Lifecycle,
+    ObservedGroup,
+    ObservedPackage,
+    PackageSpec,
+    SourceModel,
+    SourceVersion,
+)
+from mlflow_sagemaker_registry.errors import MappingError, UnsafePlanError
+from mlflow_sagemaker_registry.mapping import (
+    KEY_DOCUMENT,
+    KEY_MODEL,
+    KEY_OMITTED,
+    KEY_SERVER,
+    KEY_VERSION,
+    SYNCED,
+    TAG_PACKAGE_ARN,
+    TAG_SYNC_STATUS,
+    desired_group,
+    desired_package,
+)
+from mlflow_sagemaker_registry.planner import (
+    CreateGroup,
+    CreatePackage,
+    Drift,
+    LinkVersion,
+    Plan,
+    RecordProblem,
+    UpdatePackage,
+    plan_model,
+)
+
+SOURCE = "sqlite:////srv/mlflow.db"
+SETTINGS = Settings(s3_prefix="s3://bucket/mlsync")
+MODEL = "churn"
+
+
+def arn(n: int, group: str = MODEL) -> str:
+    return f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{group}/{n}"
+
+
+def version(number: int | str, **fields: Any) -> SourceVersion:
+    return SourceVersion(**{"model_name": MODEL, "version": str(number), **fields})
+
+
+def linked(v: SourceVersion, package_arn: str) -> SourceVersion:
+    return replace(v, tags={**v.tags, TAG_PACKAGE_ARN: package_arn, TAG_SYNC_STATUS: SYNCED})
+
+
+def spec_of(v: SourceVersion, source: str = SOURCE) -> PackageSpec:
+    group = desired_group(SourceModel(v.model_name), SETTINGS)
+    return desired_package(v, group.name, source, SETTINGS)
+
+
+def created(spec: PackageSpec, number: int, **overrides: Any) -> ObservedPackage:
+    """The package as SageMaker describes it right after creating it from `spec`."""
+    fields: dict[str, Any] = {
+        "arn": arn(number, spec.group_name),
+        "group_name": spec.group_name,
+        "package_version": number,
+        "approval": spec.approval,
+        "lifecycle": spec.lifecycle,
+        "customer_metadata": dict(spec.customer_metadata),
+        "description": spec.description,
+        "metadata_properties": dict(spec.metadata_properties),
+        "quality_statistics_digest": spec.quality_statistics.digest if spec.quality_statistics else None,
+    }
+    return ObservedPackage(**{**fields, **overrides})
+
+
+def plan_for(
+    versions: list[SourceVersion],
+    packages: list[ObservedPackage] | None,
+    desired: list[PackageSpec | MappingError] | None = None,
+    source: str = SOURCE,
+) -> Plan:
+    """Plan a model; `packages=None` means its group does not exist yet."""
+    name = versions[0].model_name if versions else MODEL
+    model = SourceModel(name, versions=tuple(versions))
+    group = desired_group(model, SETTINGS)
+    observed = None if packages is None else ObservedGroup(group.name, "", tuple(packages))
+    specs = desired if desired is not None else [spec_of(v, source) for v in versions]
+    return plan_model(model, group, observed, specs, source)
+
+
+def kinds(plan: Plan) -> list[str]:
+    return [type(a).__name__ for a in plan.actions]
+
+
+# --- in sync and new models -------------------------------------------------------------------------
+
+
+def test_a_model_in_sync_plans_nothing() -> None:
+    v1, v2 = version(1, stage="Production", metrics={"rmse": 0.1}), version(2, aliases=("champion",))
+    packages = [created(spec_of(v1), 1), created(spec_of(v2), 2)]
+    plan = plan_for([linked(v1, arn(1)), linked(v2, arn(2))], packages)
+    assert plan.actions == ()
+    assert plan.drift == ()
+    assert plan.problems == ()
+    assert plan.is_empty
+    assert plan.matched == ((MODEL, "1", arn(1)), (MODEL, "2", arn(2)))
+    assert plan.existing == 2
+    assert plan.approval_changes == 0
+
+
+def test_a_new_model_creates_its_group_then_packages_in_version_order() -> None:
+    versions = [version(1), version(2, stage="Production"), version(10)]
+    plan = plan_for(versions, None)
+    group = desired_group(SourceModel(MODEL), SETTINGS)
+    assert plan.actions == (
+        CreateGroup(group),
+        CreatePackage(spec_of(versions[0])),
+        CreatePackage(spec_of(versions[1])),
+        CreatePackage(spec_of(versions[2])),
+    )
+    assert plan.matched == ()
+    assert plan.existing == 0
+    assert not plan.is_empty
+
+
+def test_an_existing_empty_group_is_not_created_again() -> None:
+    plan = plan_for([version(1)], [])
+    assert kinds(plan) == ["CreatePackage"]
+
+
+def test_a_model_without_versions_only_creates_its_group() -> None:
+    assert kinds(plan_for([], None)) == ["CreateGroup"]
+    assert plan_for([], []).is_empty
+
+
+# --- matching packages to versions ------------------------------------------------------------------
+
+
+def test_a_package_is_adopted_by_its_metadata_identity_after_a_crash_before_tagging() -> None:
+    v = version(1)
+    plan = plan_for([v], [created(spec_of(v), 1)])
+    assert plan.actions == (LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: SYNCED}),)
+    assert plan.matched == ((MODEL, "1", arn(1)),)
+
+
+def test_identity_matching_ignores_the_package_number_and_the_arn_tag() -> None:
+    v = version(1)
+    # SageMaker numbered it 5; the version's ARN tag names another package.
+    package = created(spec_of(v), 5)
+    plan = plan_for([replace(v, tags={TAG_PACKAGE_ARN: arn(9)})], [package])
+    assert plan.matched == ((MODEL, "1", arn(5)),)
+    assert plan.actions == (LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(5), TAG_SYNC_STATUS: SYNCED}),)
+
+
+def test_a_package_with_a_long_hashed_identity_is_still_adopted() -> None:
+    long_name = "model (x) " + "a" * 200
+    v = SourceVersion(long_name, "1")
+    package = created(spec_of(v), 1)
+    assert package.customer_metadata[KEY_MODEL].startswith("b64:sha256=")
+    plan = plan_for([v], [package])
+    assert kinds(plan) == ["LinkVersion"]
+    assert plan.matched == ((long_name, "1", package.arn),)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {KEY_SERVER: "another-registry"},
+        {KEY_MODEL: "fraud"},
+        {KEY_VERSION: "2"},
+    ],
+)
+def test_a_package_of_another_source_model_or_version_is_not_matched(other: dict[str, str]) -> None:
+    v = version(1)
+    spec = spec_of(v)
+    package = created(spec, 1, customer_metadata={**spec.customer_metadata, **other})
+    plan = plan_for([v], [package])
+    assert plan.actions == (CreatePackage(spec),)
+    assert plan.matched == ()
+
+
+def test_a_package_without_identity_is_adopted_through_the_versions_arn_tag() -> None:
+    v = replace(version(1), tags={TAG_PACKAGE_ARN: arn(3).upper()})  # ARNs compare case-insensitively
+    spec = spec_of(v)
+    package = created(spec, 3, customer_metadata={"team": "risk"})
+    plan = plan_for([v], [package])
+    assert plan.matched == ((MODEL, "1", arn(3)),)
+    update = plan.actions[0]
+    assert isinstance(update, UpdatePackage)
+    assert update.arn == arn(3)
+    assert dict(update.metadata_set) == dict(spec.customer_metadata)
+    assert update.metadata_remove == ()
+    assert update.documents == (spec.run_document,)
+    assert plan.actions[1] == LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(3), TAG_SYNC_STATUS: SYNCED})
+    assert len(plan.actions) == 2
+
+
+def test_the_arn_tag_never_adopts_a_package_that_has_an_identity() -> None:
+    v1, v2 = version(1), version(2)
+    # v2 wrongly carries the ARN of v1's package: v1's package is not taken for v2.
+    packages = [created(spec_of(v1), 1)]
+    plan = plan_for([linked(v1, arn(1)), replace(v2, tags={TAG_PACKAGE_ARN: arn(1)})], packages)
+    assert plan.actions == (CreatePackage(spec_of(v2)),)
+    assert plan.matched == ((MODEL, "1", arn(1)),)
+
+
+def test_an_arn_tag_naming_no_package_creates_one() -> None:
+    v = replace(version(1), tags={TAG_PACKAGE_ARN: arn(7)})
+    plan = plan_for([v], [created(spec_of(v), 1, customer_metadata={})])
+    assert kinds(plan) == ["CreatePackage"]
+
+
+def test_duplicates_are_drift_and_the_lowest_package_version_is_kept() -> None:
+    v = version(1)
+    spec = spec_of(v)
+    packages = [created(spec, 4), created(spec, 2), created(spec, 9)]
+    plan = plan_for([linked(v, arn(2))], packages)
+    assert plan.matched == ((MODEL, "1", arn(2)),)
+    assert plan.actions == ()
+    assert plan.drift == (
+        Drift(MODEL, "1", arn(4), "duplicate", f"also mirrored as {arn(2)}; delete the extra package"),
+        Drift(MODEL, "1", arn(9), "duplicate", f"also mirrored as {arn(2)}; delete the extra package"),
+    )
+
+
+# --- updates ----------------------------------------------------------------------------------------
+
+
+def test_an_approval_change_updates_approval_with_its_reason_only() -> None:
+    v = version(1, aliases=("champion",))
+    spec = spec_of(v)
+    package = created(spec, 1, approval=ApprovalStatus.PENDING)
+    plan = plan_for([linked(v, arn(1))], [package])
+    assert plan.actions == (
+        UpdatePackage(
+            arn=arn(1),
+            model_name=MODEL,
+            version="1",
+            approval=ApprovalStatus.APPROVED,
+            previous_approval=ApprovalStatus.PENDING,
+            approval_reason="mlsync: alias @champion",
+        ),
+    )
+    assert plan.approval_changes == 1
+
+
+def test_a_lifecycle_change_updates_the_lifecycle_only() -> None:
+    v = version(1, stage="Staging")
+    package = created(spec_of(v), 1, lifecycle=Lifecycle("Development", "PendingApproval"))
+    plan = plan_for([linked(v, arn(1))], [package])
+    assert plan.actions == (
+        UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("PreProduction", "PendingApproval")),
+    )
+    assert plan.approval_changes == 0
+
+
+def test_a_missing_lifecycle_is_set() -> None:
+    v = version(1)
+    plan = plan_for([linked(v, arn(1))], [created(spec_of(v), 1, lifecycle=None)])
+    assert plan.actions == (
+        UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("Development", "PendingApproval")),
+    )
+
+
+def test_no_desired_lifecycle_leaves_the_packages_alone() -> None:
+    v = version(1, stage="Custom")
+    spec = spec_of(v)
+    assert spec.lifecycle is None
+    plan = plan_for([linked(v, arn(1))], [created(spec, 1, lifecycle=Lifecycle("QA", "InProgress"))])
+    assert plan.actions == ()
+
+
+def test_metadata_updates_set_changed_keys_remove_stale_owned_keys_and_keep_user_keys() -> None:
+    v = version(1, params={"lr": "0.1", "depth": "3"}, metrics={"rmse": 0.5})
+    spec = spec_of(v)
+    stale = {k: val for k, val in spec.customer_metadata.items() if k != "param.depth"}
+    stale.update(
+        {
+            "param.lr": "0.2",
+            KEY_OMITTED: "0",
+            "param.gone": "x",
+            "metric.old": "1.0",
+            "mlflow.extra": "y",
+            "team": "risk",
+            "Owner": "ana",
+        }
+    )
+    plan = plan_for([linked(v, arn(1))], [created(spec, 1, customer_metadata=stale)])
+    (update,) = plan.actions
+    assert isinstance(update, UpdatePackage)
+    assert dict(update.metadata_set) == {"param.lr": "0.1", "param.depth": "3"}
+    assert update.metadata_remove == ("metric.old", "mlflow.extra", "param.gone")
+    assert update.approval is None and update.previous_approval is None and update.approval_reason == ""
+    assert update.lifecycle is None
+    assert update.documents == ()
+
+
+def test_the_run_document_is_uploaded_when_its_key_changes() -> None:
+    v = version(1, params={"lr": "0.1"})
+    spec = spec_of(v)
+    old = {**spec.customer_metadata, KEY_DOCUMENT: "s3://bucket/mlsync/documents/old.json"}
+    plan = plan_for([linked(v, arn(1))], [created(spec, 1, customer_metadata=old)])
+    (update,) = plan.actions
+    assert isinstance(update, UpdatePackage)
+    assert dict(update.metadata_set) == {KEY_DOCUMENT: spec.run_document.s3_uri}
+    assert update.documents == (spec.run_document,)
+
+
+def test_all_updatable_changes_go_in_one_update() -> None:
+    v = version(1, stage="Production", params={"lr": "0.1"})
+    spec = spec_of(v)
+    package = created(
+        spec,
+        1,
+        approval=ApprovalStatus.REJECTED,
+        lifecycle=Lifecycle("Archived", "Rejected"),
+        customer_metadata={**spec.customer_metadata, "param.lr": "9"},
+    )
+    plan = plan_for([linked(v, arn(1))], [package])
+    assert plan.actions == (
+        UpdatePackage(
+            arn=arn(1),
+            model_name=MODEL,
+            version="1",
+            approval=ApprovalStatus.APPROVED,
+            previous_approval=ApprovalStatus.REJECTED,
+            approval_reason="mlsync: stage Production",
+            lifecycle=Lifecycle("Production", "Approved"),
+            metadata_set={"param.lr": "0.1"},
+        ),
+    )
+
+
+# --- drift, problems and back-links -----------------------------------------------------------------
+
+
+def test_creation_only_differences_are_drift_never_updates() -> None:
+    v = version(
+        1,
+        description="new words",
+        metrics={"rmse": 0.2},
+        run_link="http://mlflow/r",
+    )
+    spec = spec_of(v)
+    package = created(
+        spec,
+        1,
+        description="old words",
+        metadata_properties={"GeneratedBy": "http://mlflow/old"},
+        quality_statistics_digest="sha256:" + "0" * 64,
+    )
+    plan = plan_for([linked(v, arn(1))], [package])
+    assert plan.actions == ()
+    assert [d.field for d in plan.drift] == ["ModelPackageDescription", "MetadataProperties", "ModelMetrics"]
+    assert all((d.model_name, d.version, d.arn) == (MODEL, "1", arn(1)) for d in plan.drift)
+    assert plan.drift[0].detail == (
+        "MLflow now gives 'new words', the package was created with 'old words' (creation-only field)"
+    )
+    assert "http://mlflow/r" in plan.drift[1].detail and "http://mlflow/old" in plan.drift[1].detail
+    assert spec.quality_statistics is not None
+    assert spec.quality_statistics.digest in plan.drift[2].detail
+
+
+def test_statistics_present_on_only_one_side_are_drift() -> None:
+    v = version(1)
+    plan = plan_for(
+        [linked(v, arn(1))], [created(spec_of(v), 1, quality_statistics_digest="sha256:" + "1" * 64)]
+    )
+    assert [d.field for d in plan.drift] == ["ModelMetrics"]
+
+
+def test_a_mapping_error_is_recorded_on_the_version_and_nothing_else_is_planned() -> None:
+    v = version(1, tags={"sagemaker.approval": "maybe"})
+    error = MappingError(MODEL, "1", "bad tag", "fix it")
+    plan = plan_for([v, version(2)], [], desired=[error, spec_of(version(2))])
+    assert plan.actions == (
+        RecordProblem(MODEL, "1", f"failed: {error}"),
+        CreatePackage(spec_of(version(2))),
+    )
+    assert plan.problems == (error,)
+    assert plan.matched == ()
+
+
+def test_a_problem_already_recorded_is_not_written_again() -> None:
+    error = MappingError(MODEL, "1", "bad tag", "fix it")
+    v = version(1, tags={TAG_SYNC_STATUS: f"failed: {error}"})
+    plan = plan_for([v], [], desired=[error])
+    assert plan.actions == ()
+    assert plan.problems == (error,)
+    other = version(1, tags={TAG_SYNC_STATUS: "failed: something else"})
+    assert kinds(plan_for([other], [], desired=[error])) == ["RecordProblem"]
+
+
+def test_a_recorded_problem_fits_an_mlflow_tag() -> None:
+    error = MappingError(MODEL, "1", "x" * 6000, "fix")
+    (action,) = plan_for([version(1)], [], desired=[error]).actions
+    assert isinstance(action, RecordProblem)
+    assert action.message == f"failed: {error}"[:5000]
+    assert len(action.message) == 5000
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {},
+        {TAG_PACKAGE_ARN: arn(1)},
+        {TAG_SYNC_STATUS: SYNCED},
+        {TAG_PACKAGE_ARN: arn(2), TAG_SYNC_STATUS: SYNCED},
+        {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: "failed: earlier"},
+    ],
+)
+def test_the_version_is_linked_when_either_tag_differs(tags: dict[str, str]) -> None:
+    v = version(1)
+    plan = plan_for([replace(v, tags=tags)], [created(spec_of(v), 1)])
+    assert plan.actions == (LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: SYNCED}),)
+
+
+def test_a_linked_version_with_other_tags_is_not_linked_again() -> None:
+    v = version(1, tags={"team": "risk"})
+    plan = plan_for([linked(v, arn(1))], [created(spec_of(v), 1)])
+    assert plan.actions == ()
+
+
+def test_packages_of_unknown_versions_are_left_alone() -> None:
+    v = version(1)
+    stray = created(spec_of(version(7)), 7)
+    user = created(spec_of(v), 8, customer_metadata={"team": "risk"})
+    plan = plan_for([linked(v, arn(1))], [created(spec_of(v), 1), stray, user])
+    assert plan.is_empty
+    assert plan.drift == ()
+
+
+# --- safety threshold -------------------------------------------------------------------------------
+
+
+def approval_plan(changes: int, existing: int) -> Plan:
+    updates = tuple(
+        UpdatePackage(arn(i), MODEL, str(i), approval=ApprovalStatus.APPROVED) for i in range(changes)
+    )
+    others = (UpdatePackage(arn(999), MODEL, "999", metadata_set={"a": "b"}),)
+    matched = tuple((MODEL, str(i), arn(i)) for i in range(existing))
+    return Plan(actions=updates + others, matched=matched)
+
+
+def test_below_min_existing_the_threshold_never_refuses() -> None:
+    approval_plan(9, 9).check_safety(min_existing=10, max_fraction=0.1)
+    approval_plan(0, 0).check_safety(min_existing=0, max_fraction=0.1)
+
+
+@pytest.mark.parametrize(
+    ("changes", "existing", "fraction"),
+    [(3, 10, 0.3), (29, 100, 0.29), (1, 3, 1 / 3), (7, 10, 0.7), (10, 10, 1.0), (0, 10, 0.01)],
+)
+def test_up_to_the_fraction_is_allowed(changes: int, existing: int, fraction: float) -> None:
+    approval_plan(changes, existing).check_safety(min_existing=1, max_fraction=fraction)
+
+
+@pytest.mark.parametrize(
+    ("changes", "existing", "fraction"), [(4, 10, 0.3), (30, 100, 0.29), (2, 3, 0.5), (10, 10, 0.99)]
+)
+def test_above_the_fraction_is_refused_unless_forced(changes: int, existing: int, fraction: float) -> None:
+    plan = approval_plan(changes, existing)
+    assert plan.approval_changes == changes
+    with pytest.raises(UnsafePlanError) as caught:
+        plan.check_safety(min_existing=existing, max_fraction=fraction)
+    message = str(caught.value)
+    assert f"{changes} of {existing} existing" in message
+    assert "--force" in message and "mlsync plan" in message
+    plan.check_safety(min_existing=existing, max_fraction=fraction, force=True)
+
+
+def test_only_approval_updates_count_toward_the_threshold() -> None:
+    plan = Plan(
+        actions=(
+            UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("QA", "Approved")),
+            UpdatePackage(arn(2), MODEL, "2", metadata_set={"a": "b"}),
+            LinkVersion(MODEL, "3", {}),
+        ),
+        matched=tuple((MODEL, str(i), arn(i)) for i in range(10)),
+    )
+    assert plan.approval_changes == 0
+    plan.check_safety(min_existing=1, max_fraction=0.01)
+
+
+# --- JSON form, checksum, merging -------------------------------------------------------------------
+
+
+def _mixed_plan() -> Plan:
+    v1 = version(1, stage="Production", description="new")
+    spec1 = spec_of(v1)
+    v2 = version(2)
+    error = MappingError(MODEL, "3", "bad tag", "fix it")
+    return plan_for(
+        [v1, v2, version(3)],
+        [
+            created(spec1, 1, approval=ApprovalStatus.PENDING, description="old"),
+            created(spec1, 2),
+        ],
+        desired=[spec1, spec_of(v2), error],
+    )
+
+
+def test_the_json_form_describes_every_action_drift_and_problem() -> None:
+    plan = _mixed_plan()
+    spec2 = spec_of(version(2))
+    data = plan.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data == {
+        "actions": [
+            {
+                "action": "update-package",
+                "arn": arn(1),
+                "model": MODEL,
+                "version": "1",
+                "approval": {"from": "PendingManualApproval", "to": "Approved"},
+                "approval_reason": "mlsync: stage Production",
+            },
+            {
+                "action": "link-version",
+                "model": MODEL,
+                "version": "1",
+                "tags": {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: SYNCED},
+            },
+            {
+                "action": "create-package",
+                "group": MODEL,
+                "model": MODEL,
+                "version": "2",
+                "approval": "PendingManualApproval",
+                "approval_reason": "mlsync: stage None",
+                "lifecycle": {"Stage": "Development", "StageStatus": "PendingApproval"},
+                "client_token": spec2.client_token,
+                "metadata_entries": len(spec2.customer_metadata),
+                "documents": [spec2.run_document.s3_uri],
+            },
+            {
+                "action": "record-problem",
+                "model": MODEL,
+                "version": "3",
+                "message": "failed: model 'churn' version 3: bad tag. Fix: fix it",
+            },
+        ],
+        "drift": [
+            {
+                "model": MODEL,
+                "version": "1",
+                "arn": arn(2),
+                "field": "duplicate",
+                "detail": f"also mirrored as {arn(1)}; delete the extra package",
+            },
+            {
+                "model": MODEL,
+                "version": "1",
+                "arn": arn(1),
+                "field": "ModelPackageDescription",
+                "detail": "MLflow now gives 'new', the package was created with 'old' (creation-only field)",
+            },
+        ],
+        "problems": [{"model": MODEL, "version": "3", "problem": "bad tag", "fix": "fix it"}],
+        "existing_packages": 1,
+    }
+
+
+def test_describe_of_the_other_actions() -> None:
+    group = desired_group(SourceModel("my model"), SETTINGS)
+    assert CreateGroup(group).describe() == {
+        "action": "create-group",
+        "group": group.name,
+        "model": "my model",
+    }
+    spec = replace(spec_of(version(1, metrics={"rmse": 0.1})), lifecycle=None)
+    described = CreatePackage(spec).describe()
+    assert described["lifecycle"] is None
+    assert spec.quality_statistics is not None
+    assert described["documents"] == [spec.run_document.s3_uri, spec.quality_statistics.s3_uri]
+    update = UpdatePackage(
+        arn(1),
+        MODEL,
+        "1",
+        approval=ApprovalStatus.REJECTED,
+        lifecycle=Lifecycle("Archived", "Rejected"),
+        metadata_set={"param.a": "1"},
+        metadata_remove=("param.b",),
+    )
+    assert update.describe() == {
+        "action": "update-package",
+        "arn": arn(1),
+        "model": MODEL,
+        "version": "1",
+        "approval": {"from": None, "to": "Rejected"},
+        "approval_reason": "",
+        "lifecycle": {"Stage": "Archived", "StageStatus": "Rejected"},
+        "metadata_set": {"param.a": "1"},
+        "metadata_remove": ["param.b"],
+    }
+    assert UpdatePackage(arn(1), MODEL, "1").describe() == {
+        "action": "update-package",
+        "arn": arn(1),
+        "model": MODEL,
+        "version": "1",
+    }
+
+
+def test_the_checksum_is_stable_and_tracks_content() -> None:
+    first, second = _mixed_plan(), _mixed_plan()
+    assert first.checksum() == second.checksum()
+    assert len(first.checksum()) == 64 and all(c in "0123456789abcdef" for c in first.checksum())
+    changed = replace(first, actions=first.actions[1:])
+    assert changed.checksum() != first.checksum()
+    assert Plan().checksum() != first.checksum()
+    assert Plan().checksum() == Plan().checksum()
+
+
+def test_the_checksum_does_not_depend_on_metadata_order() -> None:
+    forward = Plan(actions=(UpdatePackage(arn(1), MODEL, "1", metadata_set={"a": "1", "b": "2"}),))
+    backward = Plan(actions=(UpdatePackage(arn(1), MODEL, "1", metadata_set={"b": "2", "a": "1"}),))
+    assert forward.checksum() == backward.checksum()
+
+
+def test_plans_add_up_with_every_group_first() -> None:
+    fraud = SourceModel("fraud", versions=(SourceVersion("fraud", "1"),))
+    fraud_group = desired_group(fraud, SETTINGS)
+    fraud_plan = plan_model(fraud, fraud_group, None, [spec_of(fraud.versions[0])], SOURCE)
+    churn_plan = _mixed_plan()
+    total = churn_plan + fraud_plan
+    assert total.actions == (CreateGroup(fraud_group), *churn_plan.actions, fraud_plan.actions[1])
+    assert total.drift == churn_plan.drift + fraud_plan.drift
+    assert total.problems == churn_plan.problems
+    assert total.matched == churn_plan.matched + fraud_plan.matched
+    assert total.existing == 1
+    assert (Plan() + Plan()).is_empty
+    assert (Plan() + churn_plan).actions == churn_plan.actions
+
+
+def test_nan_metrics_do_not_disturb_planning() -> None:
+    v = version(1, metrics={"rmse": math.nan, "mae": math.inf})
+    plan = plan_for([linked(v, arn(1))], [created(spec_of(v), 1)])
+    assert plan.is_empty
+    assert plan.drift == ()
