@@ -207,9 +207,11 @@ class Plan:
             UnsafePlanError: unless `force`.
         """
         changes = self.approval_changes
+        if force or self.existing < min_existing or changes == 0:
+            return
         # `changes / existing`, not `max_fraction * existing`: 0.29 * 100 is 28.999..., which would refuse
         # 29 changes of 100 at a 29% threshold.
-        if force or self.existing < min_existing or changes == 0 or changes / self.existing <= max_fraction:
+        if self.existing and changes / self.existing <= max_fraction:
             return
         raise UnsafePlanError(
             f"this plan changes the approval of {changes} of {self.existing} existing model packages "

@@ -477,6 +477,12 @@ def test_above_the_fraction_is_refused_unless_forced(changes: int, existing: int
     plan.check_safety(min_existing=existing, max_fraction=fraction, force=True)
 
 
+def test_approval_changes_without_existing_packages_are_refused_when_checked() -> None:
+    # Not a plan the planner makes (updates need matched packages), but never a division by zero.
+    with pytest.raises(UnsafePlanError):
+        approval_plan(1, 0).check_safety(min_existing=0, max_fraction=1.0)
+
+
 def test_only_approval_updates_count_toward_the_threshold() -> None:
     plan = Plan(
         actions=(
