@@ -26,6 +26,11 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 ENV_PREFIX = "MLSYNC_"
 S3_PREFIX_PATTERN = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9_.:/=+\-@]*)?")
+# The run document's URI `<prefix>/documents/<64 hex>.json` is a metadata value (at most 256 characters).
+MAX_S3_PREFIX = 256 - len("/documents/") - 64 - len(".json")
+# SageMaker's `EntityName`, the pattern of `ModelLifeCycle.Stage` (and of group names).
+ENTITY_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+APPROVAL_KEYS = frozenset({"stages", "aliases", "tag", "lifecycle_stages", "alias_lifecycle_stages"})
 
 DEFAULT_STAGES: Mapping[str, ApprovalStatus] = {
     "Production": ApprovalStatus.APPROVED,
@@ -147,15 +152,21 @@ def _read_toml(path: Path | None, cwd: Path) -> Mapping[str, Any]:
     if path is not None:
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; fix --config / MLSYNC_CONFIG")
-        data = _parse(path)
-        tool = data.get("tool", {}).get("mlsync") if path.name == "pyproject.toml" else None
-        return tool if tool is not None else data
+        return _tool_table(path) if path.name == "pyproject.toml" else _parse(path)
     if (cwd / "mlsync.toml").is_file():
         return _parse(cwd / "mlsync.toml")
     if (cwd / "pyproject.toml").is_file():
-        tool = _parse(cwd / "pyproject.toml").get("tool", {}).get("mlsync", {})
-        return tool if isinstance(tool, dict) else {}
+        return _tool_table(cwd / "pyproject.toml")
     return {}
+
+
+def _tool_table(path: Path) -> Mapping[str, Any]:
+    """The `[tool.mlsync]` table of a pyproject.toml (empty when there is none)."""
+    tool = _parse(path).get("tool", {})
+    table = tool.get("mlsync", {}) if isinstance(tool, dict) else {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.mlsync] in {path} must be a table")
+    return table
 
 
 def _parse(path: Path) -> dict[str, Any]:
@@ -168,10 +179,14 @@ def _parse(path: Path) -> dict[str, Any]:
 
 
 def _coerce(name: str, kind: type, value: Any, origin: str) -> Any:
+    problem = ConfigError(f"setting {name!r} from {origin} must be a {kind.__name__}, got {value!r}")
+    # TOML values: `true` is not 1, `2.5` is not 2, and a table or array is not a string.
+    if isinstance(value, (bool, dict, list)) or (kind is int and isinstance(value, float)):
+        raise problem
     try:
         return kind(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name!r} from {origin} must be a {kind.__name__}, got {value!r}") from exc
+        raise problem from exc
 
 
 def _str_map(value: Any, name: str) -> dict[str, str]:
@@ -194,6 +209,11 @@ def _status_map(value: Any, name: str) -> dict[str, ApprovalStatus]:
 def _approval_rules(table: Any) -> ApprovalRules:
     if not isinstance(table, dict):
         raise ConfigError("[approval] in the config file must be a table")
+    unknown = set(table) - APPROVAL_KEYS
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {sorted(unknown)} in [approval]; use {', '.join(sorted(APPROVAL_KEYS))}"
+        )
     defaults = ApprovalRules()
     return ApprovalRules(
         stages={**defaults.stages, **_status_map(table.get("stages", {}), "approval.stages")},
@@ -216,12 +236,31 @@ def _validate(settings: Settings) -> None:
             f"MLSYNC_S3_PREFIX {settings.s3_prefix!r} is not an s3://bucket/prefix URI of a valid bucket "
             "(lowercase letters, digits, '.', '-') and a prefix of letters, digits and _ . : / = + - @"
         )
+    if settings.s3_prefix and len(settings.s3_prefix.rstrip("/")) > MAX_S3_PREFIX:
+        raise ConfigError(
+            f"MLSYNC_S3_PREFIX is {len(settings.s3_prefix.rstrip('/'))} characters; at most {MAX_S3_PREFIX} "
+            "fit, because each package records its run document's S3 URI in a 256-character metadata value"
+        )
     if settings.retry_mode not in {"standard", "adaptive", "legacy"}:
         raise ConfigError(f"retry_mode {settings.retry_mode!r}: use standard or adaptive")
-    if settings.group_prefix and not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,30}", settings.group_prefix):
+    if settings.group_prefix and (
+        len(settings.group_prefix) > 31
+        or not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,30}", settings.group_prefix)
+    ):
         raise ConfigError(
-            f"group_prefix {settings.group_prefix!r} must be letters, digits and single '-' (SageMaker's "
-            "group-name pattern), at most 31 characters"
+            f"group_prefix {settings.group_prefix!r} must be letters, digits and '-', starting and ending "
+            "with a letter or digit (SageMaker's group-name pattern), at most 31 characters"
         )
     if not 0 < settings.safety_max_fraction <= 1:
         raise ConfigError("safety_max_fraction must be in (0, 1]")
+    rules = settings.approval
+    for table, stages in (
+        ("lifecycle_stages", rules.lifecycle_stages),
+        ("alias_lifecycle_stages", rules.alias_lifecycle_stages),
+    ):
+        for key, stage in stages.items():
+            if len(stage) > 63 or not ENTITY_NAME_PATTERN.fullmatch(stage):
+                raise ConfigError(
+                    f"[approval.{table}] {key} = {stage!r}: a SageMaker lifecycle stage is 1-63 letters, "
+                    "digits and single '-' (e.g. PreProduction), no spaces"
+                )
