@@ -210,6 +210,22 @@ def decide_approval(version: SourceVersion, rules: ApprovalRules) -> ApprovalDec
     return ApprovalDecision(status, lifecycle, reason)
 
 
+def settle_approval(
+    desired: ApprovalStatus, lifecycle: Lifecycle | None, current: ApprovalStatus
+) -> tuple[ApprovalStatus, Lifecycle | None]:
+    """The approval to set on an existing package whose approval is `current`.
+
+    SageMaker documents PendingManualApproval -> Approved | Rejected and Approved <-> Rejected, but no way
+    back to PendingManualApproval. So a version that falls back to "pending" (the champion alias moved
+    away, Production was left) is set to Rejected if it was Approved: a deployment pipeline that takes
+    the latest Approved package must stop taking it. A Rejected package stays Rejected.
+    """
+    if desired is not ApprovalStatus.PENDING or current is ApprovalStatus.PENDING:
+        return desired, lifecycle
+    settled = ApprovalStatus.REJECTED
+    return settled, Lifecycle(lifecycle.stage, _LIFECYCLE_STATUS[settled]) if lifecycle else None
+
+
 def _parse_status(value: str, version: SourceVersion, tag: str) -> ApprovalStatus:
     for status in ApprovalStatus:
         if value.strip().lower() == status.value.lower():

@@ -36,6 +36,7 @@ from .mapping import (
     identity_key,
     identity_of,
     owned_keys,
+    settle_approval,
 )
 
 
@@ -294,8 +295,9 @@ def _matches(
 
 
 def _update(spec: PackageSpec, package: ObservedPackage) -> UpdatePackage | None:
-    approval = spec.approval if spec.approval != package.approval else None
-    lifecycle = spec.lifecycle if spec.lifecycle is not None and spec.lifecycle != package.lifecycle else None
+    status, settled_lifecycle = settle_approval(spec.approval, spec.lifecycle, package.approval)
+    approval = status if status != package.approval else None
+    lifecycle = settled_lifecycle if settled_lifecycle not in (None, package.lifecycle) else None
     metadata_set = {k: v for k, v in spec.customer_metadata.items() if package.customer_metadata.get(k) != v}
     remove = tuple(k for k in owned_keys(package.customer_metadata) if k not in spec.customer_metadata)
     if approval is None and lifecycle is None and not metadata_set and not remove:
@@ -306,12 +308,20 @@ def _update(spec: PackageSpec, package: ObservedPackage) -> UpdatePackage | None
         version=spec.version,
         approval=approval,
         previous_approval=package.approval if approval else None,
-        approval_reason=spec.approval_reason if approval else "",
+        approval_reason=_reason(spec, status) if approval else "",
         lifecycle=lifecycle,
         metadata_set=metadata_set,
         metadata_remove=remove,
         documents=(spec.run_document,) if KEY_DOCUMENT in metadata_set else (),
     )
+
+
+def _reason(spec: PackageSpec, status: ApprovalStatus) -> str:
+    if status == spec.approval:
+        return spec.approval_reason
+    return f"{spec.approval_reason}; was Approved and SageMaker has no way back to PendingManualApproval"[
+        :1024
+    ]
 
 
 def _drift(spec: PackageSpec, package: ObservedPackage) -> list[Drift]:

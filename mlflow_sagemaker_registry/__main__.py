@@ -1,0 +1,5 @@
+"""`python -m mlflow_sagemaker_registry` is `mlsync`."""
+
+from .triggers.cli import main
+
+main()
