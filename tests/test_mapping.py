@@ -64,6 +64,7 @@ from mlflow_sagemaker_registry.mapping import (
     owned_keys,
     quality_statistics,
     run_record,
+    settle_approval,
 )
 
 # botocore sagemaker/2017-07-24/service-2.json
@@ -844,6 +845,31 @@ def test_every_default_lifecycle_is_a_valid_model_life_cycle() -> None:
             decision = decide_approval(version(stage=stage, tags={"sagemaker.approval": tag}), DEFAULT)
             assert decision.lifecycle is not None
             assert valid_group(decision.lifecycle.stage) and valid_group(decision.lifecycle.stage_status)
+
+
+@pytest.mark.parametrize("current", list(ApprovalStatus))
+@pytest.mark.parametrize("desired", [ApprovalStatus.APPROVED, ApprovalStatus.REJECTED])
+def test_settle_keeps_a_desired_approved_or_rejected(
+    desired: ApprovalStatus, current: ApprovalStatus
+) -> None:
+    lifecycle = Lifecycle("Production", desired.value)
+    assert settle_approval(desired, lifecycle, current) == (desired, lifecycle)
+
+
+def test_settle_keeps_pending_on_a_pending_package() -> None:
+    lifecycle = Lifecycle("Development", "PendingApproval")
+    assert settle_approval(ApprovalStatus.PENDING, lifecycle, ApprovalStatus.PENDING) == (
+        ApprovalStatus.PENDING,
+        lifecycle,
+    )
+
+
+@pytest.mark.parametrize("current", [ApprovalStatus.APPROVED, ApprovalStatus.REJECTED])
+def test_settle_turns_pending_into_rejected_once_decided(current: ApprovalStatus) -> None:
+    # SageMaker documents no transition back to PendingManualApproval.
+    settled = settle_approval(ApprovalStatus.PENDING, Lifecycle("Development", "PendingApproval"), current)
+    assert settled == (ApprovalStatus.REJECTED, Lifecycle("Development", "Rejected"))
+    assert settle_approval(ApprovalStatus.PENDING, None, current) == (ApprovalStatus.REJECTED, None)
 
 
 # --- groups, descriptions and packages --------------------------------------------------------------

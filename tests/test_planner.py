@@ -252,6 +252,46 @@ def test_an_approval_change_updates_approval_with_its_reason_only() -> None:
     assert plan.approval_changes == 1
 
 
+def test_an_approved_package_falling_back_to_pending_is_rejected() -> None:
+    # The champion alias moved away: pending is wanted, but SageMaker has no way back to it.
+    v = version(1)
+    spec = spec_of(v)
+    assert spec.approval == ApprovalStatus.PENDING
+    package = created(
+        spec, 1, approval=ApprovalStatus.APPROVED, lifecycle=Lifecycle("Production", "Approved")
+    )
+    plan = plan_for([linked(v, arn(1))], [package])
+    assert plan.actions == (
+        UpdatePackage(
+            arn=arn(1),
+            model_name=MODEL,
+            version="1",
+            approval=ApprovalStatus.REJECTED,
+            previous_approval=ApprovalStatus.APPROVED,
+            approval_reason=(
+                "mlsync: stage None; was Approved and SageMaker has no way back to PendingManualApproval"
+            ),
+            lifecycle=Lifecycle("Development", "Rejected"),
+        ),
+    )
+    assert plan.approval_changes == 1
+
+
+def test_a_rejected_package_falling_back_to_pending_stays_rejected() -> None:
+    v = version(1)
+    spec = spec_of(v)
+    package = created(
+        spec, 1, approval=ApprovalStatus.REJECTED, lifecycle=Lifecycle("Development", "Rejected")
+    )
+    assert plan_for([linked(v, arn(1))], [package]).is_empty
+    moved = created(spec, 1, approval=ApprovalStatus.REJECTED, lifecycle=Lifecycle("Archived", "Rejected"))
+    plan = plan_for([linked(v, arn(1))], [moved])
+    assert plan.actions == (
+        UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("Development", "Rejected")),
+    )
+    assert plan.approval_changes == 0
+
+
 def test_a_lifecycle_change_updates_the_lifecycle_only() -> None:
     v = version(1, stage="Staging")
     package = created(spec_of(v), 1, lifecycle=Lifecycle("Development", "PendingApproval"))
