@@ -2,16 +2,22 @@
 
 The same directory always gives the same bytes (and so the same S3 key), whatever the file times,
 owners or umask on the machine that packs it: a re-push finds the object already there and uploads
-nothing. Stdlib and PyYAML only.
+nothing. The sample payload (the model's input example as a request body) is packed the same way.
+Also here: what an `MLmodel` file says, and the digest a content-addressed key promises, which
+`mlsync verify` checks. Stdlib and PyYAML only.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import re
 import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import yaml  # type: ignore[import-untyped]
 
@@ -21,6 +27,9 @@ _FILE_MODE = 0o644
 _DIR_MODE = 0o755
 # Model weights barely compress; level 1 is several times faster than 9 for about the same size.
 _COMPRESS_LEVEL = 1
+_CHUNK = 1024 * 1024
+# The 64 hex digits of a sha256 in a content-addressed key: `.../<hex>/model.tar.gz`, `.../<hex>.json`.
+_KEY_DIGEST = re.compile(r"/([0-9a-f]{64})(?:/[^/]+|\.json)$")
 
 
 class _HashingWriter:
@@ -53,6 +62,24 @@ def package_model(model_dir: Path, out_path: Path) -> str:
     """
     if not model_dir.is_dir():
         raise SourceError(f"cannot package {model_dir}: not a directory (was the model downloaded?)")
+    return _pack(
+        ((path, path.relative_to(model_dir).as_posix()) for path in _sorted_entries(model_dir)), out_path
+    )
+
+
+def package_payload(example: Path, out_path: Path) -> str:
+    """Pack one request body as the `.tar.gz` SageMaker's `SamplePayloadUrl` must point to.
+
+    Deterministic like `package_model`, so the same example always lands on the same key.
+
+    Returns:
+        `sha256:<hex>` of the archive's bytes.
+    """
+    return _pack([(example, example.name)], out_path)
+
+
+def _pack(entries: Iterable[tuple[Path, str]], out_path: Path) -> str:
+    """A gzip'd tar of `(path, name in the archive)` entries, hashed as it is written."""
     with out_path.open("wb") as raw:
         hashing = _HashingWriter(raw)
         # filename="" and mtime=0 keep the gzip header free of the output name and the current time.
@@ -62,8 +89,8 @@ def package_model(model_dir: Path, out_path: Path) -> str:
             ) as gz,
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
-            for path in _sorted_entries(model_dir):
-                _add(tar, path, path.relative_to(model_dir).as_posix())
+            for path, name in entries:
+                _add(tar, path, name)
     return f"sha256:{hashing.sha256.hexdigest()}"
 
 
@@ -95,24 +122,72 @@ def _add(tar: tarfile.TarFile, path: Path, name: str) -> None:
         )
 
 
-def read_mlmodel(model_dir: Path) -> tuple[tuple[str, ...], str | None]:
-    """The flavor names (sorted) and `mlflow_version` from the directory's MLmodel file.
+@dataclass(frozen=True)
+class MLmodel:
+    """What an `MLmodel` file says that serving the model depends on.
+
+    `flavors` maps each flavor name to its settings (`sklearn_version`, `loader_module`, ...).
+    `signature_inputs` is the parsed input schema (a list of column or tensor specs), None without a
+    signature. `serving_example` is the path, relative to the model directory, of the input example
+    as a request body for MLflow's scoring server (`serving_input_example.json`), None without one.
+    """
+
+    flavors: Mapping[str, Mapping[str, Any]]
+    mlflow_version: str | None
+    python_version: str | None
+    signature_inputs: tuple[Mapping[str, Any], ...] | None
+    serving_example: str | None
+
+
+def read_mlmodel(model_dir: Path) -> MLmodel:
+    """Parse the MLmodel file of a local model directory.
 
     Raises:
-        SourceError: there is no MLmodel file, or it is not a YAML mapping.
+        SourceError: there is no MLmodel file, or it is not one (see `parse_mlmodel`).
     """
     path = model_dir / "MLmodel"
     if not path.is_file():
         raise SourceError(f"no MLmodel file in {model_dir}: the artifact is not an MLflow model directory")
+    return parse_mlmodel(path.read_text(encoding="utf-8"), str(path))
+
+
+def parse_mlmodel(text: str, where: str) -> MLmodel:
+    """Parse the text of an MLmodel file; `where` names it in errors.
+
+    Raises:
+        SourceError: it is not valid YAML, not a mapping, or its signature is not valid JSON.
+    """
     try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        content = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SourceError(f"{path} is not valid YAML: {exc}") from exc
+        raise SourceError(f"{where} is not valid YAML: {exc}") from exc
     if not isinstance(content, dict):
-        raise SourceError(f"{path} is not an MLmodel file (expected a YAML mapping)")
-    flavors = content.get("flavors") or {}
+        raise SourceError(f"{where} is not an MLmodel file (expected a YAML mapping)")
+    flavors = {str(name): settings or {} for name, settings in (content.get("flavors") or {}).items()}
     version = content.get("mlflow_version")
-    return tuple(sorted(flavors)), None if version is None else str(version)
+    python_version = flavors.get("python_function", {}).get("python_version")
+    example = (content.get("saved_input_example_info") or {}).get("serving_input_path")
+    return MLmodel(
+        flavors=dict(sorted(flavors.items())),
+        mlflow_version=None if version is None else str(version),
+        python_version=None if python_version is None else str(python_version),
+        signature_inputs=_signature_inputs(content.get("signature"), where),
+        serving_example=None if example is None else str(example),
+    )
+
+
+def _signature_inputs(signature: Any, where: str) -> tuple[Mapping[str, Any], ...] | None:
+    """The input specs of a signature, which MLflow stores as a JSON string inside the YAML."""
+    inputs = signature.get("inputs") if isinstance(signature, dict) else None
+    if not inputs:
+        return None
+    try:
+        specs = json.loads(inputs)
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{where}: the signature's inputs are not valid JSON: {exc}") from exc
+    if not isinstance(specs, list) or not all(isinstance(spec, dict) for spec in specs):
+        raise SourceError(f"{where}: the signature's inputs are not a list of column or tensor specs")
+    return tuple(specs)
 
 
 def artifact_key(s3_prefix: str, digest: str) -> str:
@@ -120,7 +195,47 @@ def artifact_key(s3_prefix: str, digest: str) -> str:
 
     The same model always lands on the same key, so an upload can be skipped when the key exists.
     """
+    return f"{s3_prefix.rstrip('/')}/artifacts/{_hex(digest)}/model.tar.gz"
+
+
+def _hex(digest: str) -> str:
     algorithm, _, hexdigest = digest.partition(":")
     if algorithm != "sha256" or len(hexdigest) != 64:
         raise ValueError(f"expected a digest of the form sha256:<64 hex>, got {digest!r}")
-    return f"{s3_prefix.rstrip('/')}/artifacts/{hexdigest}/model.tar.gz"
+    return hexdigest
+
+
+def payload_key(s3_prefix: str, digest: str) -> str:
+    """The content-addressed S3 URI of a sample payload: `<prefix>/payloads/<hex>/payload.tar.gz`."""
+    return f"{s3_prefix.rstrip('/')}/payloads/{_hex(digest)}/payload.tar.gz"
+
+
+def key_digest(s3_uri: str) -> str | None:
+    """The `sha256:<hex>` a content-addressed URI promises (artifact, payload or document), else None."""
+    found = _KEY_DIGEST.search(s3_uri)
+    return f"sha256:{found.group(1)}" if found else None
+
+
+def file_digest(path: Path) -> str:
+    """`sha256:<hex>` of a file, read in chunks (a downloaded `model.tar.gz` may be many GiB)."""
+    sha256 = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            sha256.update(chunk)
+    return f"sha256:{sha256.hexdigest()}"
+
+
+def unpack(tarball: Path, dest: Path) -> Path:
+    """Extract a `model.tar.gz` into `dest` (created), refusing absolute paths, `..` and device files.
+
+    Raises:
+        SourceError: the file is not a gzip'd tar archive, or holds an entry that would land outside
+            `dest` (what a tampered archive might do).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(tarball, "r:gz") as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise SourceError(f"cannot unpack {tarball.name}: {exc}") from exc
+    return dest

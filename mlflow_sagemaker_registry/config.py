@@ -30,6 +30,8 @@ S3_PREFIX_PATTERN = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z
 MAX_S3_PREFIX = 256 - len("/documents/") - 64 - len(".json")
 # SageMaker's `EntityName`, the pattern of `ModelLifeCycle.Stage` (and of group names).
 ENTITY_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+ARTIFACT_MODES = frozenset({"copy", "reference"})
+INSTANCE_TYPE_PATTERN = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9-]+")
 APPROVAL_KEYS = frozenset({"stages", "aliases", "tag", "lifecycle_stages", "alias_lifecycle_stages"})
 
 DEFAULT_STAGES: Mapping[str, ApprovalStatus] = {
@@ -77,6 +79,9 @@ class Settings:
     group_prefix: str = ""
     image: str | None = None
     images: Mapping[str, str] = field(default_factory=dict)
+    artifact_mode: str = "copy"
+    realtime_instance_types: tuple[str, ...] = ()
+    transform_instance_types: tuple[str, ...] = ()
     headline_metric: str | None = None
     retry_mode: str = "standard"
     max_attempts: int = 10
@@ -98,8 +103,10 @@ class Settings:
         return self.images.get(model_name, self.image)
 
 
+# Lists of text: an array in the file, comma-separated in the environment.
+_LISTS = frozenset({"realtime_instance_types", "transform_instance_types"})
 _SCALARS: Mapping[str, type] = {
-    f.name: str for f in fields(Settings) if f.name not in {"images", "approval"}
+    f.name: str for f in fields(Settings) if f.name not in {"images", "approval", *_LISTS}
 } | {
     "max_attempts": int,
     "safety_min_existing": int,
@@ -136,7 +143,16 @@ def load_settings(
             )
         elif name in table:
             merged[name] = _coerce(name, kind, table[name], "the config file")
-    unknown = set(table) - set(_SCALARS) - {"images", "approval"}
+    for name in _LISTS:
+        variable = f"{ENV_PREFIX}{name.upper()}"
+        if name in flags:
+            merged[name] = tuple(flags[name])
+        elif variable in env:
+            merged[name] = tuple(item.strip() for item in env[variable].split(",") if item.strip())
+        elif name in table:
+            merged[name] = _str_list(table[name], name)
+    unknown = set(table) - set(_SCALARS) - _LISTS - {"images", "approval"}
+
     if unknown:
         raise ConfigError(
             f"unknown setting(s) {sorted(unknown)} in the config file; see docs/configuration.md for the "
@@ -195,6 +211,12 @@ def _str_map(value: Any, name: str) -> dict[str, str]:
     return {str(k): v for k, v in value.items()}
 
 
+def _str_list(value: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f'{name} in the config file must be an array of strings, e.g. ["ml.m5.large"]')
+    return tuple(value)
+
+
 def _status_map(value: Any, name: str) -> dict[str, ApprovalStatus]:
     result = {}
     for key, status in _str_map(value, name).items():
@@ -241,6 +263,18 @@ def _validate(settings: Settings) -> None:
             f"MLSYNC_S3_PREFIX is {len(settings.s3_prefix.rstrip('/'))} characters; at most {MAX_S3_PREFIX} "
             "fit, because each package records its run document's S3 URI in a 256-character metadata value"
         )
+    if settings.artifact_mode not in ARTIFACT_MODES:
+        raise ConfigError(
+            f"artifact_mode {settings.artifact_mode!r}: use copy (package model.tar.gz into s3_prefix) or "
+            "reference (serve models MLflow keeps in S3 from where they are, uncompressed)"
+        )
+    for name in sorted(_LISTS):
+        for instance_type in getattr(settings, name):
+            if not INSTANCE_TYPE_PATTERN.fullmatch(instance_type):
+                raise ConfigError(
+                    f"{name}: {instance_type!r} is not a SageMaker instance type (ml.<family>.<size>, "
+                    "e.g. ml.m5.large)"
+                )
     if settings.retry_mode not in {"standard", "adaptive", "legacy"}:
         raise ConfigError(f"retry_mode {settings.retry_mode!r}: use standard or adaptive")
     if settings.group_prefix and (

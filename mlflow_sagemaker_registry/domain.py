@@ -140,6 +140,9 @@ class ObservedPackage:
     quality_statistics_digest: str | None = None
     model_data_url: str | None = None
     status: str = "Completed"
+    quality_statistics_uri: str | None = None
+    model_data_compressed: bool = True
+    sample_payload_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,21 +156,36 @@ class ObservedGroup:
 
 @dataclass(frozen=True)
 class Container:
-    """The one inference container of a package: the image and the `model.tar.gz` it serves."""
+    """The one inference container of a package: the image and the model data it serves.
+
+    `model_data_url` is a `model.tar.gz` object when `compressed`; otherwise it is an S3 prefix (ending
+    in `/`) holding the model directory as it is, which SageMaker copies to `/opt/ml/model` unchanged
+    (`ModelDataSource` with `S3Prefix` and `CompressionType: None`), so a large model is never copied.
+    """
 
     image: str
     model_data_url: str
     environment: Mapping[str, str] = field(default_factory=dict)
     framework: str | None = None
     framework_version: str | None = None
+    compressed: bool = True
 
 
 @dataclass(frozen=True)
-class StagedArtifact:
-    """A model directory packaged as `model.tar.gz` in S3, with what its MLmodel file says."""
+class Inference:
+    """How a package is served, and what SageMaker shows about serving it: all read from the model.
 
-    model_data_url: str
-    digest: str
-    flavors: tuple[str, ...]
-    mlflow_version: str | None
-    uploaded: bool
+    `content_types` and `response_types` are the MIME types the serving container accepts and answers;
+    `sample_payload_url` is a `.tar.gz` of one request body (the model's input example), which
+    Inference Recommender replays; `task` and `domain` use SageMaker's words (`CLASSIFICATION`,
+    `NATURAL_LANGUAGE_PROCESSING`, ...) and are None when the model does not say.
+    """
+
+    container: Container
+    content_types: tuple[str, ...]
+    response_types: tuple[str, ...]
+    realtime_instance_types: tuple[str, ...] = ()
+    transform_instance_types: tuple[str, ...] = ()
+    sample_payload_url: str | None = None
+    task: str | None = None
+    domain: str | None = None

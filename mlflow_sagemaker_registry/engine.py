@@ -14,6 +14,7 @@ from .config import Settings
 from .domain import ObservedGroup, PackageSpec, SourceModel
 from .errors import MappingError
 from .executor import Executor, Report
+from .images import FrameworkImages
 from .mapping import decide_approval, desired_group, desired_package, headline_metric
 from .planner import Action, CreatePackage, LinkVersion, Plan, RecordProblem, UpdatePackage, plan_model
 from .ports import Registry, Source, Storage
@@ -38,11 +39,19 @@ class StatusRow:
 class Engine:
     """Plans and applies reconciles of chosen models (or all of them)."""
 
-    def __init__(self, settings: Settings, source: Source, registry: Registry, storage: Storage) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source,
+        registry: Registry,
+        storage: Storage,
+        framework_images: FrameworkImages | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source
         self.registry = registry
         self.storage = storage
+        self.framework_images = framework_images
 
     def plan(self, names: Sequence[str] | None = None) -> Plan:
         """The plan for `names` (every registered model when None); reads only."""
@@ -71,7 +80,8 @@ class Engine:
             UnsafePlanError: the plan changes too many approvals and `force` is False.
         """
         plan.check_safety(self.settings.safety_min_existing, self.settings.safety_max_fraction, force)
-        return Executor(self.settings, self.source, self.registry, self.storage).apply(plan, progress)
+        executor = Executor(self.settings, self.source, self.registry, self.storage, self.framework_images)
+        return executor.apply(plan, progress)
 
     def status(self, name: str) -> list[StatusRow]:
         """Each version of one model with its package, approval and whether it is in sync."""

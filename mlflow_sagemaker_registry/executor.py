@@ -9,24 +9,19 @@ the next push plans the same work again.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from . import artifacts
 from .config import Settings
-from .domain import Container, PackageSpec
-from .errors import MappingError, MlsyncError
+from .domain import Inference, PackageSpec
+from .errors import MlsyncError
+from .images import FrameworkImages
 from .mapping import SYNCED, TAG_PACKAGE_ARN, TAG_SYNC_STATUS
 from .planner import Action, CreateGroup, CreatePackage, LinkVersion, Plan, RecordProblem, UpdatePackage
 from .ports import Registry, Source, Storage
+from .staging import Stager
 
 log = logging.getLogger(__name__)
-
-# What MLflow's own SageMaker deployment sets on the pyfunc serving container
-# (mlflow.sagemaker._get_deployment_config): the container reads them at start-up.
-PYFUNC_ENVIRONMENT = {"MLFLOW_DEPLOYMENT_FLAVOR_NAME": "python_function", "SERVING_ENVIRONMENT": "SageMaker"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +36,11 @@ class Failure:
 
 @dataclass
 class Report:
-    """What a push did."""
+    """What a push did.
+
+    `artifacts_uploaded` counts the objects staging uploaded (`model.tar.gz` files and sample payloads);
+    content-addressed keys that already exist are not uploaded again, so a re-push counts 0.
+    """
 
     groups_created: list[str] = field(default_factory=list)
     packages_created: list[str] = field(default_factory=list)
@@ -68,11 +67,18 @@ class Report:
 class Executor:
     """Applies plans; holds nothing between calls but its collaborators."""
 
-    def __init__(self, settings: Settings, source: Source, registry: Registry, storage: Storage) -> None:
-        self._settings = settings
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source,
+        registry: Registry,
+        storage: Storage,
+        framework_images: FrameworkImages | None = None,
+    ) -> None:
         self._source = source
         self._registry = registry
         self._storage = storage
+        self._stager = Stager(settings, source, registry, storage, framework_images)
 
     def apply(self, plan: Plan, progress: Callable[[Action], None] | None = None) -> Report:
         """Apply every action in order; a failed group or version skips only what depends on it."""
@@ -132,36 +138,18 @@ class Executor:
         """
         for document in spec.documents:
             self._storage.put_document(document)
-        container = self._stage(spec, report)
-        arn = self._registry.create_package(spec, container)
+        served = self._stage(spec, report)
+        arn = self._registry.create_package(spec, served)
         self._source.set_version_tags(
             spec.model_name, spec.version, {TAG_PACKAGE_ARN: arn, TAG_SYNC_STATUS: SYNCED}
         )
         return arn
 
-    def _stage(self, spec: PackageSpec, report: Report) -> Container:
-        """Package the MLflow model directory as a content-addressed `model.tar.gz` in S3."""
-        prefix = self._settings.require_s3_prefix()
-        with tempfile.TemporaryDirectory(prefix="mlsync-") as tmp:
-            model_dir = self._source.download_model(spec.artifact_uri, Path(tmp) / "model")
-            tarball = Path(tmp) / "model.tar.gz"
-            digest = artifacts.package_model(model_dir, tarball)
-            _flavors, mlflow_version = artifacts.read_mlmodel(model_dir)
-            url = artifacts.artifact_key(prefix, digest)
-            if self._storage.upload_file(tarball, url):
-                report.artifacts_uploaded += 1
-        image = self._settings.image_for(spec.model_name)
-        if image is None:
-            if mlflow_version is None:
-                raise MappingError(
-                    spec.model_name,
-                    spec.version,
-                    "its MLmodel file does not say which MLflow version saved it, so the serving image "
-                    "mlflow-pyfunc:<version> cannot be chosen",
-                    "set `image` (or [images] for this model) in mlsync.toml",
-                )
-            image = self._registry.default_image(mlflow_version)
-        return Container(image=image, model_data_url=url, environment=PYFUNC_ENVIRONMENT)
+    def _stage(self, spec: PackageSpec, report: Report) -> Inference:
+        """The model data in S3 (uploaded only when new) and how SageMaker should serve it."""
+        staged = self._stager.stage(spec)
+        report.artifacts_uploaded += staged.uploaded
+        return staged.inference
 
     def _record_failure(
         self,

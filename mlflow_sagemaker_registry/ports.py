@@ -12,9 +12,9 @@ from typing import Protocol
 
 from .domain import (
     ApprovalStatus,
-    Container,
     Document,
     GroupSpec,
+    Inference,
     Lifecycle,
     ObservedGroup,
     PackageSpec,
@@ -45,6 +45,10 @@ class Source(Protocol):
         """Set tags on one model version (the back-link and the sync status; nothing else is written)."""
         ...
 
+    def serving_environment(self) -> Mapping[str, str]:
+        """The environment MLflow's pyfunc serving image expects (as `mlflow sagemaker deploy` sets it)."""
+        ...
+
 
 class Registry(Protocol):
     """The SageMaker Model Registry (model package groups and versioned packages)."""
@@ -57,7 +61,7 @@ class Registry(Protocol):
         """Create the group; succeed quietly if it already exists (a concurrent push made it)."""
         ...
 
-    def create_package(self, spec: PackageSpec, container: Container) -> str:
+    def create_package(self, spec: PackageSpec, inference: Inference) -> str:
         """Create the versioned package with `spec.client_token`; return its ARN."""
         ...
 
@@ -92,4 +96,16 @@ class Storage(Protocol):
         Keys are content-addressed by the caller, so an existing object is the same bytes. Returns
         whether anything was uploaded.
         """
+        ...
+
+    def read(self, s3_uri: str) -> bytes:
+        """The bytes of one small object (a document, an MLmodel file, an input example)."""
+        ...
+
+    def list_prefix(self, s3_uri: str) -> list[str]:
+        """The keys under the prefix `s3_uri` (ending in `/`), relative to it, sorted."""
+        ...
+
+    def download_file(self, s3_uri: str, path: Path) -> None:
+        """Download one object to `path` with boto3's managed transfer (streamed to disk)."""
         ...

@@ -11,6 +11,7 @@ from .engine import Engine
 from .gateways.aws import aws_clients
 from .gateways.s3 import S3Storage
 from .gateways.sagemaker import SageMakerRegistry
+from .images import load_sdk_framework_images
 from .sources.mlflow_registry import MlflowSource
 
 
@@ -18,4 +19,6 @@ def connect(settings: Settings) -> Engine:
     """An engine reading the configured MLflow registry and writing the configured AWS account."""
     clients = aws_clients(settings.region, settings.retry_mode, settings.max_attempts)
     source = MlflowSource(settings.tracking_uri, settings.registry_uri, settings.source_id)
-    return Engine(settings, source, SageMakerRegistry(clients.sagemaker, clients.sts), S3Storage(clients.s3))
+    registry = SageMakerRegistry(clients.sagemaker, clients.sts)
+    images = load_sdk_framework_images(clients.sagemaker.meta.region_name)
+    return Engine(settings, source, registry, S3Storage(clients.s3), images)

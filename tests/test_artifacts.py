@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import shutil
 import tarfile
@@ -12,7 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_sagemaker_registry.artifacts import artifact_key, package_model, read_mlmodel
+from mlflow_sagemaker_registry.artifacts import (
+    MLmodel,
+    artifact_key,
+    file_digest,
+    key_digest,
+    package_model,
+    package_payload,
+    payload_key,
+    read_mlmodel,
+    unpack,
+)
 from mlflow_sagemaker_registry.errors import SourceError
 
 MLMODEL = """\
@@ -26,6 +37,21 @@ flavors:
     model_path: model.pkl
 mlflow_version: 3.17.2
 model_uuid: 0a1b2c
+"""
+
+SIGNED_MLMODEL = """\
+flavors:
+  python_function:
+    loader_module: mlflow.sklearn
+    python_version: 3.11.7
+mlflow_version: 3.17.2
+saved_input_example_info:
+  artifact_path: input_example.json
+  serving_input_path: serving_input_example.json
+  type: ndarray
+signature:
+  inputs: '[{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 3]}}]'
+  outputs: '[{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}}]'
 """
 
 
@@ -145,12 +171,42 @@ def test_packaging_a_missing_directory_is_a_source_error(tmp_path: Path) -> None
 
 
 def test_read_mlmodel_returns_sorted_flavors_and_mlflow_version(model_dir: Path) -> None:
-    assert read_mlmodel(model_dir) == (("python_function", "sklearn"), "3.17.2")
+    mlmodel = read_mlmodel(model_dir)
+
+    assert list(mlmodel.flavors) == ["python_function", "sklearn"]
+    assert mlmodel.flavors["sklearn"]["sklearn_version"] == "1.5.2"
+    assert mlmodel.mlflow_version == "3.17.2"
+    assert (mlmodel.python_version, mlmodel.signature_inputs, mlmodel.serving_example) == (None, None, None)
 
 
 def test_read_mlmodel_without_a_version(model_dir: Path) -> None:
     (model_dir / "MLmodel").write_text("flavors:\n  python_function: {}\n")
-    assert read_mlmodel(model_dir) == (("python_function",), None)
+    assert read_mlmodel(model_dir) == MLmodel({"python_function": {}}, None, None, None, None)
+
+
+def test_read_mlmodel_reads_the_signature_the_example_and_the_python_version(model_dir: Path) -> None:
+    (model_dir / "MLmodel").write_text(SIGNED_MLMODEL)
+
+    mlmodel = read_mlmodel(model_dir)
+
+    assert mlmodel.signature_inputs == (
+        {"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 3]}},
+    )
+    assert mlmodel.serving_example == "serving_input_example.json"
+    assert mlmodel.python_version == "3.11.7"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "problem"),
+    [
+        ("'[{\"type\": '", "not valid JSON"),
+        ('\'{"type": "double"}\'', "not a list of column or tensor specs"),
+    ],
+)
+def test_a_broken_signature_is_a_source_error(tmp_path: Path, inputs: str, problem: str) -> None:
+    (tmp_path / "MLmodel").write_text(f"flavors: {{}}\nsignature:\n  inputs: {inputs}\n")
+    with pytest.raises(SourceError, match=problem):
+        read_mlmodel(tmp_path)
 
 
 def test_missing_mlmodel_is_a_source_error_naming_the_directory(tmp_path: Path) -> None:
@@ -175,3 +231,72 @@ def test_artifact_key_is_content_addressed(prefix: str) -> None:
 def test_artifact_key_refuses_other_digests(digest: str) -> None:
     with pytest.raises(ValueError, match="sha256:<64 hex>"):
         artifact_key("s3://bucket/mlsync", digest)
+
+
+def test_payload_key_is_content_addressed() -> None:
+    digest = "sha256:" + "0f" * 32
+    assert (
+        payload_key("s3://bucket/mlsync/", digest)
+        == f"s3://bucket/mlsync/payloads/{'0f' * 32}/payload.tar.gz"
+    )
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"s3://b/p/artifacts/{'ab' * 32}/model.tar.gz",
+        f"s3://b/p/payloads/{'ab' * 32}/payload.tar.gz",
+        f"s3://b/p/documents/{'ab' * 32}.json",
+    ],
+)
+def test_key_digest_reads_the_digest_a_content_addressed_key_promises(uri: str) -> None:
+    assert key_digest(uri) == "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    "uri", ["s3://b/p/model.tar.gz", "s3://b/mlflow/artifacts/", f"s3://b/{'ab' * 31}/x"]
+)
+def test_key_digest_of_other_keys_is_none(uri: str) -> None:
+    assert key_digest(uri) is None
+
+
+def test_a_payload_holds_one_request_body_and_is_deterministic(tmp_path: Path) -> None:
+    example = tmp_path / "serving_input_example.json"
+    example.write_text('{"inputs": [[1.0, 2.0, 3.0]]}')
+
+    first = package_payload(example, tmp_path / "a.tar.gz")
+    os.utime(example, (1_700_000_000, 1_700_000_000))
+
+    assert package_payload(example, tmp_path / "b.tar.gz") == first == file_digest(tmp_path / "a.tar.gz")
+    with tarfile.open(tmp_path / "a.tar.gz", "r:gz") as tar:
+        assert tar.getnames() == ["serving_input_example.json"]
+
+
+def test_unpack_gives_back_the_packaged_directory(model_dir: Path, tmp_path: Path) -> None:
+    package_model(model_dir, tmp_path / "model.tar.gz")
+
+    out = unpack(tmp_path / "model.tar.gz", tmp_path / "unpacked")
+
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == sorted(
+        p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*")
+    )
+    assert (out / "model.pkl").read_bytes() == (model_dir / "model.pkl").read_bytes()
+
+
+def test_unpack_refuses_an_archive_that_escapes_its_directory(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        info = tarfile.TarInfo("../outside.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+
+    with pytest.raises(SourceError, match=r"cannot unpack evil\.tar\.gz"):
+        unpack(evil, tmp_path / "unpacked")
+    assert not (tmp_path / "outside.txt").exists()
+
+
+def test_unpack_of_bytes_that_are_not_an_archive_is_a_source_error(tmp_path: Path) -> None:
+    broken = tmp_path / "model.tar.gz"
+    broken.write_bytes(b"tampered")
+    with pytest.raises(SourceError, match=r"cannot unpack model\.tar\.gz"):
+        unpack(broken, tmp_path / "unpacked")

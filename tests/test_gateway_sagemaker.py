@@ -22,6 +22,7 @@ from mlflow_sagemaker_registry.domain import (
     Container,
     Document,
     GroupSpec,
+    Inference,
     Lifecycle,
     ObservedGroup,
     ObservedPackage,
@@ -89,6 +90,7 @@ CONTAINER = Container(
     framework="SKLEARN",
     framework_version="1.5.2",
 )
+SERVED = Inference(CONTAINER, ("application/json", "text/csv"), ("application/json",))
 
 
 def test_observe_missing_group_is_none(registry: SageMakerRegistry) -> None:
@@ -141,7 +143,7 @@ def test_create_group_other_failures_name_the_group_and_aws_message(
 def test_create_package_sends_every_field_of_the_real_api(
     registry: SageMakerRegistry, group: str, calls: RecordedCalls
 ) -> None:
-    arn = registry.create_package(package_spec(), CONTAINER)
+    arn = registry.create_package(package_spec(), SERVED)
 
     assert arn.endswith(f"model-package/{group}/1")
     assert calls.of("CreateModelPackage") == [
@@ -191,7 +193,8 @@ def test_create_package_leaves_out_empty_optional_fields(
         quality_statistics=None,
         approval=ApprovalStatus.PENDING,
     )
-    registry.create_package(spec, Container(image="image:1", model_data_url="s3://bucket/model.tar.gz"))
+    container = Container(image="image:1", model_data_url="s3://bucket/model.tar.gz")
+    registry.create_package(spec, replace(SERVED, container=container))
 
     assert calls.of("CreateModelPackage") == [
         {
@@ -210,7 +213,7 @@ def test_create_package_leaves_out_empty_optional_fields(
 def test_create_is_one_call_and_sends_no_approval_description(
     registry: SageMakerRegistry, group: str, calls: RecordedCalls
 ) -> None:
-    registry.create_package(package_spec(approval_reason="approved by rule: accuracy >= 0.9"), CONTAINER)
+    registry.create_package(package_spec(approval_reason="approved by rule: accuracy >= 0.9"), SERVED)
 
     assert "ApprovalDescription" not in calls.of("CreateModelPackage")[0]
     assert calls.operations[-1] == "CreateModelPackage"
@@ -218,7 +221,7 @@ def test_create_is_one_call_and_sends_no_approval_description(
 
 
 def test_created_package_is_observed(registry: SageMakerRegistry, group: str) -> None:
-    arn = registry.create_package(package_spec(), CONTAINER)
+    arn = registry.create_package(package_spec(), SERVED)
 
     observed = registry.observe_group(group)
 
@@ -237,6 +240,7 @@ def test_created_package_is_observed(registry: SageMakerRegistry, group: str) ->
         quality_statistics_digest=DIGEST,
         model_data_url=CONTAINER.model_data_url,
         status="Completed",
+        quality_statistics_uri="s3://bucket/mlsync/quality/q1.json",
     )
 
 
@@ -367,7 +371,7 @@ def test_update_sends_only_the_fields_given(
     sent: dict[str, Any],
 ) -> None:
     arn = registry.create_package(
-        package_spec(customer_metadata={"mlflow.alias": "champion", "b": "1"}), CONTAINER
+        package_spec(customer_metadata={"mlflow.alias": "champion", "b": "1"}), SERVED
     )
 
     registry.update_package(arn, **changes)
@@ -385,7 +389,7 @@ def test_create_package_in_a_missing_group_names_the_group_and_the_version(
     registry: SageMakerRegistry,
 ) -> None:
     with pytest.raises(NotFoundError) as raised:
-        registry.create_package(package_spec(), CONTAINER)
+        registry.create_package(package_spec(), SERVED)
 
     message = str(raised.value)
     assert "CreateModelPackage" in message

@@ -61,6 +61,30 @@ class S3Storage:
             self._s3.upload_file(str(path), bucket, key, Config=self._transfer)
         return True
 
+    def read(self, s3_uri: str) -> bytes:
+        """GetObject into memory: only for small objects (documents, MLmodel files, input examples)."""
+        bucket, key = parse_s3_uri(s3_uri)
+        with aws_errors("GetObject", s3_uri, _missing_bucket_hint(bucket)):
+            return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def list_prefix(self, s3_uri: str) -> list[str]:
+        """Every key under the prefix `s3_uri`, relative to it, across ListObjectsV2 pages, sorted."""
+        bucket, prefix = parse_s3_uri(s3_uri)
+        paginator = self._s3.get_paginator("list_objects_v2")
+        with aws_errors("ListObjectsV2", s3_uri, _missing_bucket_hint(bucket)):
+            keys = [
+                item["Key"][len(prefix) :]
+                for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+                for item in page.get("Contents", [])
+            ]
+        return sorted(keys)
+
+    def download_file(self, s3_uri: str, path: Path) -> None:
+        """Download with boto3's managed transfer: parts are written to disk as they arrive."""
+        bucket, key = parse_s3_uri(s3_uri)
+        with aws_errors("Download", s3_uri, _missing_bucket_hint(bucket)):
+            self._s3.download_file(bucket, key, str(path), Config=self._transfer)
+
     def _exists(self, bucket: str, key: str, s3_uri: str) -> bool:
         """HeadObject; only a missing key means "absent" (a missing bucket or no access is an error).
 

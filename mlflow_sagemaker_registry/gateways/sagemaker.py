@@ -16,6 +16,7 @@ from ..domain import (
     ApprovalStatus,
     Container,
     GroupSpec,
+    Inference,
     Lifecycle,
     ObservedGroup,
     ObservedPackage,
@@ -26,19 +27,18 @@ from .aws import aws_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker.literals import ProductionVariantInstanceTypeType, TransformInstanceTypeType
     from mypy_boto3_sagemaker.type_defs import (
         CreateModelPackageInputTypeDef,
         DescribeModelPackageOutputTypeDef,
+        InferenceSpecificationTypeDef,
         MetadataPropertiesTypeDef,
         ModelLifeCycleTypeDef,
+        ModelPackageContainerDefinitionOutputTypeDef,
         ModelPackageContainerDefinitionTypeDef,
         UpdateModelPackageInputTypeDef,
     )
     from mypy_boto3_sts import STSClient
-
-# What mlflow's pyfunc serving container accepts and answers (mlflow.pyfunc.scoring_server).
-_CONTENT_TYPES = ["application/json", "text/csv"]
-_RESPONSE_TYPES = ["application/json"]
 
 
 class SageMakerRegistry:
@@ -94,7 +94,7 @@ class SageMakerRegistry:
                 if not _already_exists(exc):
                     raise
 
-    def create_package(self, spec: PackageSpec, container: Container) -> str:
+    def create_package(self, spec: PackageSpec, inference: Inference) -> str:
         """Create the versioned package; `spec.client_token` makes a retried create return the same ARN.
 
         CreateModelPackage has no `ApprovalDescription`; the reason for the initial approval is shown in
@@ -103,7 +103,7 @@ class SageMakerRegistry:
         """
         resource = f"{spec.group_name} (model {spec.model_name!r} version {spec.version})"
         with aws_errors("CreateModelPackage", resource):
-            return self._sm.create_model_package(**_create_request(spec, container))["ModelPackageArn"]
+            return self._sm.create_model_package(**_create_request(spec, inference))["ModelPackageArn"]
 
     def update_package(
         self,
@@ -149,6 +149,7 @@ def _observed(described: DescribeModelPackageOutputTypeDef) -> ObservedPackage:
     lifecycle = described.get("ModelLifeCycle")
     statistics = described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {})
     containers = described.get("InferenceSpecification", {}).get("Containers", [])
+    model_data_url, compressed = _model_data(containers[0]) if containers else (None, True)
     return ObservedPackage(
         arn=described["ModelPackageArn"],
         group_name=described["ModelPackageGroupName"],
@@ -159,23 +160,39 @@ def _observed(described: DescribeModelPackageOutputTypeDef) -> ObservedPackage:
         description=described.get("ModelPackageDescription", ""),
         metadata_properties=cast(Mapping[str, str], described.get("MetadataProperties", {})),
         quality_statistics_digest=statistics.get("ContentDigest"),
-        model_data_url=containers[0].get("ModelDataUrl") if containers else None,
+        model_data_url=model_data_url,
         status=described.get("ModelPackageStatus", "Completed"),
+        quality_statistics_uri=statistics.get("S3Uri"),
+        model_data_compressed=compressed,
+        sample_payload_url=described.get("SamplePayloadUrl"),
     )
 
 
-def _create_request(spec: PackageSpec, container: Container) -> CreateModelPackageInputTypeDef:
-    """The CreateModelPackage request; optional fields are left out when empty (AWS rejects empty maps)."""
+def _model_data(container: ModelPackageContainerDefinitionOutputTypeDef) -> tuple[str | None, bool]:
+    """Where a container's model is, and whether it is a `model.tar.gz` (else an uncompressed prefix)."""
+    source = container.get("ModelDataSource", {}).get("S3DataSource")
+    if source is not None:
+        return source["S3Uri"], source["CompressionType"] == "Gzip"
+    return container.get("ModelDataUrl"), True
+
+
+def _create_request(spec: PackageSpec, inference: Inference) -> CreateModelPackageInputTypeDef:
+    """The CreateModelPackage request; optional fields are left out when empty (AWS rejects empty maps).
+
+    `Domain`, `Task` and `SamplePayloadUrl` can only be set here: UpdateModelPackage cannot change them.
+    """
     request: CreateModelPackageInputTypeDef = {
         "ModelPackageGroupName": spec.group_name,
         "ClientToken": spec.client_token,
         "ModelApprovalStatus": spec.approval.value,
-        "InferenceSpecification": {
-            "Containers": [_container(container)],
-            "SupportedContentTypes": _CONTENT_TYPES,
-            "SupportedResponseMIMETypes": _RESPONSE_TYPES,
-        },
+        "InferenceSpecification": _inference_specification(inference),
     }
+    if inference.domain:
+        request["Domain"] = inference.domain
+    if inference.task:
+        request["Task"] = inference.task
+    if inference.sample_payload_url:
+        request["SamplePayloadUrl"] = inference.sample_payload_url
     if spec.description:
         request["ModelPackageDescription"] = spec.description
     if spec.customer_metadata:
@@ -199,11 +216,37 @@ def _create_request(spec: PackageSpec, container: Container) -> CreateModelPacka
     return request
 
 
-def _container(container: Container) -> ModelPackageContainerDefinitionTypeDef:
-    definition: ModelPackageContainerDefinitionTypeDef = {
-        "Image": container.image,
-        "ModelDataUrl": container.model_data_url,
+def _inference_specification(inference: Inference) -> InferenceSpecificationTypeDef:
+    """Containers, MIME types and instance types; an empty instance-type list is left out (min 1)."""
+    specification: InferenceSpecificationTypeDef = {
+        "Containers": [_container(inference.container)],
+        "SupportedContentTypes": list(inference.content_types),
+        "SupportedResponseMIMETypes": list(inference.response_types),
     }
+    if inference.realtime_instance_types:
+        specification["SupportedRealtimeInferenceInstanceTypes"] = cast(
+            "list[ProductionVariantInstanceTypeType]", list(inference.realtime_instance_types)
+        )
+    if inference.transform_instance_types:
+        specification["SupportedTransformInstanceTypes"] = cast(
+            "list[TransformInstanceTypeType]", list(inference.transform_instance_types)
+        )
+    return specification
+
+
+def _container(container: Container) -> ModelPackageContainerDefinitionTypeDef:
+    """A `model.tar.gz` goes in `ModelDataUrl`; an uncompressed prefix in `ModelDataSource`."""
+    definition: ModelPackageContainerDefinitionTypeDef = {"Image": container.image}
+    if container.compressed:
+        definition["ModelDataUrl"] = container.model_data_url
+    else:
+        definition["ModelDataSource"] = {
+            "S3DataSource": {
+                "S3Uri": container.model_data_url,
+                "S3DataType": "S3Prefix",
+                "CompressionType": "None",
+            }
+        }
     if container.environment:
         definition["Environment"] = dict(container.environment)
     if container.framework:

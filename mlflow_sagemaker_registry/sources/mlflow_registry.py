@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 
 from ..domain import Dataset, SourceModel, SourceVersion
 from ..errors import SourceError
+from .mlflow_serving import pyfunc_environment
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,10 @@ class MlflowSource:
             for key, value in tags.items():
                 if current.get(key) != value:
                     self._client.set_model_version_tag(name, version, key, value)
+
+    def serving_environment(self) -> Mapping[str, str]:
+        """The environment MLflow's pyfunc serving image expects (see `mlflow_serving.pyfunc_environment`)."""
+        return pyfunc_environment()
 
     def _read_version(self, mv: Any, version: str, aliases: set[str], runs: dict[str, Any]) -> SourceVersion:
         """One READY version with its run's data; a run that is gone leaves the run fields empty."""

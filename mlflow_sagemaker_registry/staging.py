@@ -1,0 +1,172 @@
+"""Put one MLflow version's model where SageMaker can serve it, and say how to serve it.
+
+Two ways to stage the model data (`artifact_mode`):
+
+- `copy` (default): download the model directory to a temporary directory, pack it as a deterministic
+  `model.tar.gz` and upload it with boto3's managed multipart transfer to a content-addressed key, or
+  skip the upload when that key exists. Every step streams through disk, so memory does not grow with
+  the model (benchmarks/bench_artifacts.py measures it).
+- `reference`: when MLflow already keeps the model in S3, point the package at that prefix,
+  uncompressed (`ModelDataSource`, `S3Prefix`, `CompressionType: None`): nothing is downloaded but the
+  MLmodel file and the input example, nothing is copied. Other artifact stores fall back to `copy`.
+
+Either way the input example, when the model has one, becomes the package's sample payload, and the
+MLmodel file decides the image (`images.py`) and the inference metadata (`inference.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from . import artifacts, inference
+from .artifacts import MLmodel
+from .config import Settings
+from .domain import Inference, PackageSpec
+from .errors import MappingError
+from .images import FrameworkImages, ImageChoice, choose_container
+from .ports import Registry, Source, Storage
+
+log = logging.getLogger(__name__)
+
+# SageMaker refuses these as a file or directory name under an uncompressed S3Prefix (S3ModelDataSource).
+_FORBIDDEN_NAMES = frozenset({"", ".", ".."})
+_MAX_NAME_BYTES = 255
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A staged model: how to serve it, and how many objects staging uploaded (0 when all existed)."""
+
+    inference: Inference
+    uploaded: int
+
+
+@dataclass(frozen=True)
+class _ModelData:
+    """Where the model data went, and what the model directory holds."""
+
+    url: str
+    compressed: bool
+    mlmodel: MLmodel
+    files: tuple[str, ...]
+    example: Path | None
+    uploaded: int
+
+
+class Stager:
+    """Stages models for the executor; holds nothing between calls but its collaborators."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source,
+        registry: Registry,
+        storage: Storage,
+        framework_images: FrameworkImages | None = None,
+    ) -> None:
+        self._settings = settings
+        self._source = source
+        self._registry = registry
+        self._storage = storage
+        self._framework_images = framework_images
+
+    def stage(self, spec: PackageSpec) -> Staged:
+        """Stage the model of `spec` and describe how SageMaker serves it.
+
+        Raises:
+            MappingError: the model cannot be served as it is (the message names the fix).
+            SourceError, GatewayError: reading the model or writing S3 failed.
+        """
+        prefix = self._settings.require_s3_prefix()
+        with tempfile.TemporaryDirectory(prefix="mlsync-") as tmp:
+            if self._settings.artifact_mode == "reference" and spec.artifact_uri.startswith("s3://"):
+                model = self._reference(spec, Path(tmp))
+            else:
+                model = self._copy(spec, Path(tmp), prefix)
+            payload_url, payload_uploaded = self._payload(model.example, Path(tmp), prefix)
+        choice = ImageChoice(
+            self._settings,
+            self._source.serving_environment(),
+            self._registry.default_image,
+            self._framework_images,
+        )
+        container = choose_container(
+            choice, spec.model_name, spec.version, model.mlmodel, model.files, (model.url, model.compressed)
+        )
+        task, domain = inference.task_and_domain(model.mlmodel.flavors)
+        served = Inference(
+            container=container,
+            content_types=inference.content_types(model.mlmodel.signature_inputs),
+            response_types=inference.RESPONSE_TYPES,
+            realtime_instance_types=self._settings.realtime_instance_types,
+            transform_instance_types=self._settings.transform_instance_types,
+            sample_payload_url=payload_url,
+            task=task,
+            domain=domain,
+        )
+        return Staged(served, model.uploaded + payload_uploaded)
+
+    def _copy(self, spec: PackageSpec, work: Path, prefix: str) -> _ModelData:
+        """Download, pack and upload (unless the content-addressed key exists) a `model.tar.gz`."""
+        model_dir = self._source.download_model(spec.artifact_uri, work / "model")
+        mlmodel = artifacts.read_mlmodel(model_dir)
+        files = tuple(
+            sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file())
+        )
+        tarball = work / "model.tar.gz"
+        url = artifacts.artifact_key(prefix, artifacts.package_model(model_dir, tarball))
+        uploaded = self._storage.upload_file(tarball, url)
+        example = model_dir / mlmodel.serving_example if mlmodel.serving_example in files else None
+        return _ModelData(url, True, mlmodel, files, example, int(uploaded))
+
+    def _reference(self, spec: PackageSpec, work: Path) -> _ModelData:
+        """Point at the model where MLflow keeps it in S3; read only its MLmodel file and example."""
+        url = spec.artifact_uri.rstrip("/") + "/"
+        files = tuple(self._storage.list_prefix(url))
+        _check_prefix_layout(spec, url, files)
+        mlmodel = artifacts.parse_mlmodel(
+            self._storage.read(url + "MLmodel").decode("utf-8"), url + "MLmodel"
+        )
+        example = None
+        if mlmodel.serving_example in files:
+            example = work / PurePosixPath(mlmodel.serving_example).name
+            example.write_bytes(self._storage.read(url + mlmodel.serving_example))
+        return _ModelData(url, False, mlmodel, files, example, 0)
+
+    def _payload(self, example: Path | None, work: Path, prefix: str) -> tuple[str | None, int]:
+        """Upload the input example as a content-addressed sample payload; (its URI, objects uploaded)."""
+        if example is None:
+            return None, 0
+        archive = work / "payload.tar.gz"
+        url = artifacts.payload_key(prefix, artifacts.package_payload(example, archive))
+        return url, int(self._storage.upload_file(archive, url))
+
+
+def _check_prefix_layout(spec: PackageSpec, url: str, files: tuple[str, ...]) -> None:
+    """Refuse a prefix SageMaker could not deploy uncompressed, before a package points at it.
+
+    Raises:
+        MappingError: no MLmodel file at its root, a "folder" marker object (a key ending in `/`), or a
+            path part SageMaker refuses (empty, `.`, `..`, longer than 255 bytes).
+    """
+    fix = "fix the artifacts in S3, or set artifact_mode = copy to package them as model.tar.gz"
+    if "MLmodel" not in files:
+        raise MappingError(spec.model_name, spec.version, f"there is no MLmodel file under {url}", fix)
+    directories = {name.rsplit("/", 1)[0] for name in files if "/" in name}
+    directories |= {parent.rsplit("/", 1)[0] for parent in directories if "/" in parent}
+    for name in files:
+        parts = name.split("/")
+        if name in directories or any(
+            part in _FORBIDDEN_NAMES or len(part.encode()) > _MAX_NAME_BYTES for part in parts
+        ):
+            raise MappingError(
+                spec.model_name,
+                spec.version,
+                f"{url}{name} cannot be deployed uncompressed: SageMaker refuses empty, '.', '..' and "
+                "over-long (255 bytes) file names, a key that is also a folder of other keys, and the "
+                "keys S3 consoles create for folders",
+                fix,
+            )
