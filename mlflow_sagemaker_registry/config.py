@@ -88,6 +88,9 @@ class Settings:
     safety_min_existing: int = 10
     safety_max_fraction: float = 0.3
     approval: ApprovalRules = field(default_factory=ApprovalRules)
+    # The HMAC key MLflow signs webhook deliveries with (`MLSYNC_WEBHOOK_SECRET`); kept out of repr so
+    # that logging or printing settings never shows it.
+    webhook_secret: str | None = field(default=None, repr=False)
 
     def require_s3_prefix(self) -> str:
         """The S3 prefix for documents and artifacts; a clear error when it is not set."""

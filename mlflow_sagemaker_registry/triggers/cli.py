@@ -275,3 +275,9 @@ def _format_value(value: float | None) -> str:
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+from .webhook_cli import serve, webhook  # noqa: E402  (registered last: webhook_cli uses this module)
+
+cli.add_command(serve)
+cli.add_command(webhook)
