@@ -146,6 +146,25 @@ class ObservedPackage:
 
 
 @dataclass(frozen=True)
+class PackageSummary:
+    """A package as ListModelPackages reports it: approval and lifecycle, but no metadata."""
+
+    arn: str
+    package_version: int
+    approval: ApprovalStatus
+    lifecycle: Lifecycle | None
+
+
+@dataclass(frozen=True)
+class GroupListing:
+    """A model package group and the summaries of its packages, in version order."""
+
+    name: str
+    description: str
+    summaries: tuple[PackageSummary, ...] = ()
+
+
+@dataclass(frozen=True)
 class ObservedGroup:
     """A model package group and the packages in it."""
 

@@ -11,12 +11,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .config import Settings
-from .domain import ObservedGroup, PackageSpec, SourceModel
+from .domain import ApprovalStatus, ObservedGroup, PackageSpec, SourceModel
 from .errors import MappingError
 from .executor import Executor, Report
 from .images import FrameworkImages
-from .mapping import decide_approval, desired_group, desired_package, headline_metric
-from .planner import Action, CreatePackage, LinkVersion, Plan, RecordProblem, UpdatePackage, plan_model
+from .mapping import (
+    decide_approval,
+    desired_group,
+    desired_package,
+    group_name,
+    headline_metric,
+    identity_key,
+    identity_of,
+)
+from .planner import (
+    Action,
+    CreatePackage,
+    LinkVersion,
+    Plan,
+    RecordProblem,
+    UpdatePackage,
+    plan_model,
+    trusted_packages,
+)
 from .ports import Registry, Source, Storage
 
 
@@ -114,6 +131,39 @@ class Engine:
             )
         return rows
 
+    def retire(self, name: str, versions: Sequence[str] = ()) -> Report:
+        """Reject the packages of MLflow versions that were deleted (every version of `name` when empty).
+
+        A reconcile reads only the versions that exist, so it cannot notice a deletion: the registry-store
+        plugin calls this when MLflow deletes versions or a model, or renames one. The packages stay in
+        SageMaker as history; Rejected is what stops a pipeline from deploying them. Packages already
+        Rejected, or mirrored from another registry, are left alone. An explicit deletion is not a mapping
+        rule gone wrong, so the safety threshold does not apply.
+        """
+        listing = self.registry.list_group(group_name(name, self.settings.group_prefix))
+        if listing is None:
+            return Report()
+        wanted = {identity_key(self.source.identity(), name, version) for version in versions}
+        model_key = identity_key(self.source.identity(), name, "")[:2]
+        actions: list[Action] = []
+        for summary in listing.summaries:
+            if summary.approval is ApprovalStatus.REJECTED:
+                continue
+            identity = identity_of(self.registry.describe_package(summary.arn).customer_metadata)
+            if identity is None or identity[:2] != model_key or (wanted and identity not in wanted):
+                continue
+            actions.append(
+                UpdatePackage(
+                    arn=summary.arn,
+                    model_name=name,
+                    version=identity[2],
+                    approval=ApprovalStatus.REJECTED,
+                    previous_approval=summary.approval,
+                    approval_reason="mlsync: the MLflow version was deleted",
+                )
+            )
+        return self.apply(Plan(tuple(actions)), force=True)
+
     def _names(self, names: Sequence[str] | None) -> list[str]:
         return list(names) if names else self.source.model_names()
 
@@ -121,14 +171,29 @@ class Engine:
         model = self.source.read_model(name)
         source_id = self.source.identity()
         group = desired_group(model, self.settings)
-        observed = self.registry.observe_group(group.name)
         desired: list[PackageSpec | MappingError] = []
         for version in model.versions:
             try:
                 desired.append(desired_package(version, group.name, source_id, self.settings))
             except MappingError as exc:
                 desired.append(exc)
+        observed = self._observe(group.name, model, desired)
         return plan_model(model, group, observed, desired, source_id), model, observed
+
+    def _observe(
+        self, group_name: str, model: SourceModel, desired: Sequence[PackageSpec | MappingError]
+    ) -> ObservedGroup | None:
+        """The group's packages: presumed from their summaries where MLflow's tags show them current,
+        described in full otherwise (new, changed, drifted, foreign or untagged ones)."""
+        listing = self.registry.list_group(group_name)
+        if listing is None:
+            return None
+        trusted = trusted_packages(model.versions, desired, listing.summaries)
+        packages = tuple(
+            trusted.get(summary.arn) or self.registry.describe_package(summary.arn)
+            for summary in listing.summaries
+        )
+        return ObservedGroup(listing.name, listing.description, packages)
 
 
 def _versions_with_actions(actions: Sequence[Action]) -> set[str]:

@@ -16,7 +16,7 @@ from .config import Settings
 from .domain import Inference, PackageSpec
 from .errors import MlsyncError
 from .images import FrameworkImages
-from .mapping import SYNCED, TAG_PACKAGE_ARN, TAG_SYNC_STATUS
+from .mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS, sync_status
 from .planner import Action, CreateGroup, CreatePackage, LinkVersion, Plan, RecordProblem, UpdatePackage
 from .ports import Registry, Source, Storage
 from .staging import Stager
@@ -141,7 +141,7 @@ class Executor:
         served = self._stage(spec, report)
         arn = self._registry.create_package(spec, served)
         self._source.set_version_tags(
-            spec.model_name, spec.version, {TAG_PACKAGE_ARN: arn, TAG_SYNC_STATUS: SYNCED}
+            spec.model_name, spec.version, {TAG_PACKAGE_ARN: arn, TAG_SYNC_STATUS: sync_status(spec)}
         )
         return arn
 

@@ -439,6 +439,24 @@ def desired_package(version: SourceVersion, group: str, source_id: str, settings
     )
 
 
+def sync_status(spec: PackageSpec) -> str:
+    """The sync-status tag of a version mirrored as `spec` with no drift: `synced <digest>`.
+
+    The digest covers every field the planner compares apart from approval and lifecycle, which
+    ListModelPackages summaries carry. While a version's tag still equals this value and its ARN tag
+    names a listed package, the engine presumes that package's metadata instead of asking
+    DescribeModelPackage: a no-op reconcile costs a few list calls, not one describe per version.
+    """
+    state = {
+        "metadata": dict(spec.customer_metadata),
+        "description": spec.description,
+        "properties": dict(spec.metadata_properties),
+        "statistics": spec.quality_statistics.digest if spec.quality_statistics else None,
+    }
+    digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{SYNCED} {digest}"
+
+
 def identity_of(metadata: Mapping[str, str]) -> tuple[str, str, str] | None:
     """(source id, model name, version) recorded in a package's metadata, or None if not mlsync's."""
     try:

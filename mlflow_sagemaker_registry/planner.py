@@ -24,6 +24,7 @@ from .domain import (
     ObservedGroup,
     ObservedPackage,
     PackageSpec,
+    PackageSummary,
     SourceModel,
     SourceVersion,
 )
@@ -37,6 +38,7 @@ from .mapping import (
     identity_of,
     owned_keys,
     settle_approval,
+    sync_status,
 )
 
 
@@ -262,7 +264,7 @@ def plan_model(
             continue
         package = matches[0]
         matched.append((version.model_name, version.version, package.arn))
-        drift.extend(
+        version_drift = [
             Drift(
                 version.model_name,
                 version.version,
@@ -271,15 +273,57 @@ def plan_model(
                 f"also mirrored as {package.arn}; delete the extra package",
             )
             for extra in matches[1:]
-        )
-        drift.extend(_drift(spec, package))
+        ]
+        version_drift.extend(_drift(spec, package))
+        drift.extend(version_drift)
         update = _update(spec, package)
         if update is not None:
             actions.append(update)
-        link = {TAG_PACKAGE_ARN: package.arn, TAG_SYNC_STATUS: SYNCED}
+        link = {TAG_PACKAGE_ARN: package.arn, TAG_SYNC_STATUS: _link_status(spec, version_drift)}
         if any(version.tags.get(k) != v for k, v in link.items()):
             actions.append(LinkVersion(version.model_name, version.version, link))
     return Plan(tuple(actions), tuple(drift), tuple(problems), tuple(matched))
+
+
+def _link_status(spec: PackageSpec, drift: Sequence[Drift]) -> str:
+    """`sync_status(spec)` when the package matches MLflow; a drifted one is never presumed in sync."""
+    if not drift:
+        return sync_status(spec)
+    return f"{SYNCED} with drift in {', '.join(sorted({d.field for d in drift}))}"
+
+
+def trusted_packages(
+    versions: Sequence[SourceVersion],
+    desired: Sequence[PackageSpec | MappingError],
+    summaries: Sequence[PackageSummary],
+) -> dict[str, ObservedPackage]:
+    """The packages whose last mirror is still current, presumed from their summaries (by ARN).
+
+    A version's tags name its package and the `sync_status` of what was mirrored; while that status
+    equals what the mapping gives now, only approval and lifecycle (which the summary carries) can have
+    changed, so DescribeModelPackage is not needed. Hand edits of such a package's metadata in SageMaker
+    are not seen until the MLflow side changes (docs/architecture.md).
+    """
+    by_arn = {summary.arn: summary for summary in summaries}
+    trusted: dict[str, ObservedPackage] = {}
+    for version, spec in zip(versions, desired, strict=True):
+        summary = by_arn.get(version.tags.get(TAG_PACKAGE_ARN, ""))
+        if isinstance(spec, MappingError) or summary is None:
+            continue
+        if version.tags.get(TAG_SYNC_STATUS) != sync_status(spec):
+            continue
+        trusted[summary.arn] = ObservedPackage(
+            arn=summary.arn,
+            group_name=spec.group_name,
+            package_version=summary.package_version,
+            approval=summary.approval,
+            lifecycle=summary.lifecycle,
+            customer_metadata=spec.customer_metadata,
+            description=spec.description,
+            metadata_properties=spec.metadata_properties,
+            quality_statistics_digest=spec.quality_statistics.digest if spec.quality_statistics else None,
+        )
+    return trusted
 
 
 def _matches(

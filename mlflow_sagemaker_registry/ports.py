@@ -13,10 +13,11 @@ from typing import Protocol
 from .domain import (
     ApprovalStatus,
     Document,
+    GroupListing,
     GroupSpec,
     Inference,
     Lifecycle,
-    ObservedGroup,
+    ObservedPackage,
     PackageSpec,
     SourceModel,
 )
@@ -53,8 +54,12 @@ class Source(Protocol):
 class Registry(Protocol):
     """The SageMaker Model Registry (model package groups and versioned packages)."""
 
-    def observe_group(self, group_name: str) -> ObservedGroup | None:
-        """The group with every package in it, or None when it does not exist."""
+    def list_group(self, group_name: str) -> GroupListing | None:
+        """The group with the summaries of its packages, or None when it does not exist."""
+        ...
+
+    def describe_package(self, arn: str) -> ObservedPackage:
+        """One package in full (metadata, creation-only fields)."""
         ...
 
     def create_group(self, spec: GroupSpec) -> None:

@@ -21,12 +21,14 @@ from mlflow_sagemaker_registry.domain import (
     ApprovalStatus,
     Container,
     Document,
+    GroupListing,
     GroupSpec,
     Inference,
     Lifecycle,
     ObservedGroup,
     ObservedPackage,
     PackageSpec,
+    PackageSummary,
 )
 from mlflow_sagemaker_registry.errors import GatewayError, NotFoundError
 from mlflow_sagemaker_registry.gateways.aws import AwsClients, aws_clients
@@ -268,31 +270,46 @@ def test_observe_reads_every_field_of_a_real_describe_answer(
                 "ModelPackageSummaryList": [
                     {
                         "ModelPackageArn": arn,
+                        "ModelPackageGroupName": GROUP,
+                        "ModelPackageVersion": 2,
                         "CreationTime": now,
                         "ModelPackageStatus": "Completed",
+                        "ModelApprovalStatus": "Rejected",
+                        "ModelLifeCycle": {"Stage": "Archived", "StageStatus": "Retired"},
                     }
                 ]
             },
-            {"ModelPackageGroupName": GROUP},
+            {"ModelPackageGroupName": GROUP, "MaxResults": 100},
         )
-        stub.add_response(
-            "describe_model_package",
-            {
-                "ModelPackageName": GROUP,
-                "ModelPackageGroupName": GROUP,
-                "ModelPackageVersion": 2,
-                "ModelPackageArn": arn,
-                "CreationTime": now,
-                "ModelPackageStatus": "Completed",
-                "ModelPackageStatusDetails": {"ValidationStatuses": []},
-                "ModelApprovalStatus": "Rejected",
-                "ModelLifeCycle": {"Stage": "Archived", "StageStatus": "Retired"},
-                "CustomerMetadataProperties": {"mlflow.version": "2"},
-            },
-            {"ModelPackageName": arn},
-        )
-        observed = registry.observe_group(GROUP)
+        described = {
+            "ModelPackageName": GROUP,
+            "ModelPackageGroupName": GROUP,
+            "ModelPackageVersion": 2,
+            "ModelPackageArn": arn,
+            "CreationTime": now,
+            "ModelPackageStatus": "Completed",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []},
+            "ModelApprovalStatus": "Rejected",
+            "ModelLifeCycle": {"Stage": "Archived", "StageStatus": "Retired"},
+            "CustomerMetadataProperties": {"mlflow.version": "2"},
+        }
+        listing = registry.list_group(GROUP)
         stub.assert_no_pending_responses()
+        stub.add_response("describe_model_package", described, {"ModelPackageName": arn})
+        observed = (
+            ObservedGroup(
+                GROUP, "Churn model", tuple(registry.describe_package(s.arn) for s in listing.summaries)
+            )
+            if listing
+            else None
+        )
+        stub.assert_no_pending_responses()
+
+    assert listing == GroupListing(
+        GROUP,
+        "Churn model",
+        (PackageSummary(arn, 2, ApprovalStatus.REJECTED, Lifecycle("Archived", "Retired")),),
+    )
 
     assert observed == ObservedGroup(
         GROUP,

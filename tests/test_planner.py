@@ -16,6 +16,7 @@ from mlflow_sagemaker_registry.domain import (
     ObservedGroup,
     ObservedPackage,
     PackageSpec,
+    PackageSummary,
     SourceModel,
     SourceVersion,
 )
@@ -26,11 +27,11 @@ from mlflow_sagemaker_registry.mapping import (
     KEY_OMITTED,
     KEY_SERVER,
     KEY_VERSION,
-    SYNCED,
     TAG_PACKAGE_ARN,
     TAG_SYNC_STATUS,
     desired_group,
     desired_package,
+    sync_status,
 )
 from mlflow_sagemaker_registry.planner import (
     CreateGroup,
@@ -41,6 +42,7 @@ from mlflow_sagemaker_registry.planner import (
     RecordProblem,
     UpdatePackage,
     plan_model,
+    trusted_packages,
 )
 
 SOURCE = "sqlite:////srv/mlflow.db"
@@ -57,7 +59,7 @@ def version(number: int | str, **fields: Any) -> SourceVersion:
 
 
 def linked(v: SourceVersion, package_arn: str) -> SourceVersion:
-    return replace(v, tags={**v.tags, TAG_PACKAGE_ARN: package_arn, TAG_SYNC_STATUS: SYNCED})
+    return replace(v, tags={**v.tags, TAG_PACKAGE_ARN: package_arn, TAG_SYNC_STATUS: sync_status(spec_of(v))})
 
 
 def spec_of(v: SourceVersion, source: str = SOURCE) -> PackageSpec:
@@ -147,7 +149,9 @@ def test_a_model_without_versions_only_creates_its_group() -> None:
 def test_a_package_is_adopted_by_its_metadata_identity_after_a_crash_before_tagging() -> None:
     v = version(1)
     plan = plan_for([v], [created(spec_of(v), 1)])
-    assert plan.actions == (LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: SYNCED}),)
+    assert plan.actions == (
+        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: sync_status(spec_of(v))}),
+    )
     assert plan.matched == ((MODEL, "1", arn(1)),)
 
 
@@ -157,7 +161,9 @@ def test_identity_matching_ignores_the_package_number_and_the_arn_tag() -> None:
     package = created(spec_of(v), 5)
     plan = plan_for([replace(v, tags={TAG_PACKAGE_ARN: arn(9)})], [package])
     assert plan.matched == ((MODEL, "1", arn(5)),)
-    assert plan.actions == (LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(5), TAG_SYNC_STATUS: SYNCED}),)
+    assert plan.actions == (
+        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(5), TAG_SYNC_STATUS: sync_status(spec_of(v))}),
+    )
 
 
 def test_a_package_with_a_long_hashed_identity_is_still_adopted() -> None:
@@ -199,7 +205,9 @@ def test_a_package_without_identity_is_adopted_through_the_versions_arn_tag() ->
     assert dict(update.metadata_set) == dict(spec.customer_metadata)
     assert update.metadata_remove == ()
     assert update.documents == (spec.run_document,)
-    assert plan.actions[1] == LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(3), TAG_SYNC_STATUS: SYNCED})
+    assert plan.actions[1] == LinkVersion(
+        MODEL, "1", {TAG_PACKAGE_ARN: arn(3), TAG_SYNC_STATUS: sync_status(spec)}
+    )
     assert len(plan.actions) == 2
 
 
@@ -224,7 +232,8 @@ def test_duplicates_are_drift_and_the_lowest_package_version_is_kept() -> None:
     packages = [created(spec, 4), created(spec, 2), created(spec, 9)]
     plan = plan_for([linked(v, arn(2))], packages)
     assert plan.matched == ((MODEL, "1", arn(2)),)
-    assert plan.actions == ()
+    link = {TAG_PACKAGE_ARN: arn(2), TAG_SYNC_STATUS: "synced with drift in duplicate"}
+    assert plan.actions == (LinkVersion(MODEL, "1", link),)
     assert plan.drift == (
         Drift(MODEL, "1", arn(4), "duplicate", f"also mirrored as {arn(2)}; delete the extra package"),
         Drift(MODEL, "1", arn(9), "duplicate", f"also mirrored as {arn(2)}; delete the extra package"),
@@ -398,7 +407,15 @@ def test_creation_only_differences_are_drift_never_updates() -> None:
         quality_statistics_digest="sha256:" + "0" * 64,
     )
     plan = plan_for([linked(v, arn(1))], [package])
-    assert plan.actions == ()
+    (link,) = plan.actions
+    assert link == LinkVersion(
+        MODEL,
+        "1",
+        {
+            TAG_PACKAGE_ARN: arn(1),
+            TAG_SYNC_STATUS: "synced with drift in MetadataProperties, ModelMetrics, ModelPackageDescription",
+        },
+    )
     assert [d.field for d in plan.drift] == ["ModelPackageDescription", "MetadataProperties", "ModelMetrics"]
     assert all((d.model_name, d.version, d.arn) == (MODEL, "1", arn(1)) for d in plan.drift)
     assert plan.drift[0].detail == (
@@ -452,15 +469,17 @@ def test_a_recorded_problem_fits_an_mlflow_tag() -> None:
     [
         {},
         {TAG_PACKAGE_ARN: arn(1)},
-        {TAG_SYNC_STATUS: SYNCED},
-        {TAG_PACKAGE_ARN: arn(2), TAG_SYNC_STATUS: SYNCED},
+        {TAG_SYNC_STATUS: "synced"},
+        {TAG_PACKAGE_ARN: arn(2), TAG_SYNC_STATUS: "synced"},
         {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: "failed: earlier"},
     ],
 )
 def test_the_version_is_linked_when_either_tag_differs(tags: dict[str, str]) -> None:
     v = version(1)
     plan = plan_for([replace(v, tags=tags)], [created(spec_of(v), 1)])
-    assert plan.actions == (LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: SYNCED}),)
+    assert plan.actions == (
+        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: sync_status(spec_of(v))}),
+    )
 
 
 def test_a_linked_version_with_other_tags_is_not_linked_again() -> None:
@@ -573,7 +592,10 @@ def test_the_json_form_describes_every_action_drift_and_problem() -> None:
                 "action": "link-version",
                 "model": MODEL,
                 "version": "1",
-                "tags": {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: SYNCED},
+                "tags": {
+                    TAG_PACKAGE_ARN: arn(1),
+                    TAG_SYNC_STATUS: "synced with drift in ModelPackageDescription, duplicate",
+                },
             },
             {
                 "action": "create-package",
@@ -691,3 +713,58 @@ def test_nan_metrics_do_not_disturb_planning() -> None:
     plan = plan_for([linked(v, arn(1))], [created(spec_of(v), 1)])
     assert plan.is_empty
     assert plan.drift == ()
+
+
+# --- presuming packages from their summaries ----------------------------------------------------------
+
+
+def summary_of(package: ObservedPackage, **overrides: Any) -> PackageSummary:
+    fields = {
+        "arn": package.arn,
+        "package_version": package.package_version,
+        "approval": package.approval,
+        "lifecycle": package.lifecycle,
+    }
+    return PackageSummary(**{**fields, **overrides})
+
+
+def test_a_version_linked_with_the_current_status_is_presumed_from_its_summary() -> None:
+    v = version(1, stage="Production")
+    package = created(spec_of(v), 1)
+    summary = summary_of(package, approval=ApprovalStatus.REJECTED)
+    trusted = trusted_packages([linked(v, arn(1))], [spec_of(v)], [summary])
+    assert trusted == {arn(1): replace(package, approval=ApprovalStatus.REJECTED)}
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {},
+        {TAG_PACKAGE_ARN: arn(2)},
+        {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: "synced"},
+        {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: "synced with drift in ModelMetrics"},
+        {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: "failed: throttled"},
+    ],
+)
+def test_a_version_whose_tags_do_not_vouch_for_its_package_is_described(tags: dict[str, str]) -> None:
+    v = version(1)
+    package = created(spec_of(v), 1)
+    assert trusted_packages([replace(v, tags=tags)], [spec_of(v)], [summary_of(package)]) == {}
+
+
+def test_a_changed_mapping_or_a_problem_is_never_presumed() -> None:
+    v = linked(version(1), arn(1))
+    package = created(spec_of(v), 1)
+    changed = spec_of(replace(v, metrics={"accuracy": 0.5}))
+    problem = MappingError(MODEL, "1", "bad", "fix")
+    assert trusted_packages([v], [changed], [summary_of(package)]) == {}
+    assert trusted_packages([v], [problem], [summary_of(package)]) == {}
+
+
+def test_a_drifted_package_is_linked_without_the_digest_so_it_is_described_next_time() -> None:
+    v = version(1)
+    spec = spec_of(v)
+    plan = plan_for([v], [created(spec, 1, description="edited in SageMaker")])
+    (link,) = [a for a in plan.actions if isinstance(a, LinkVersion)]
+    assert link.tags[TAG_SYNC_STATUS] == "synced with drift in ModelPackageDescription"
+    assert trusted_packages([replace(v, tags=dict(link.tags))], [spec], [summary_of(created(spec, 1))]) == {}

@@ -15,12 +15,14 @@ from botocore.exceptions import ClientError
 from ..domain import (
     ApprovalStatus,
     Container,
+    GroupListing,
     GroupSpec,
     Inference,
     Lifecycle,
     ObservedGroup,
     ObservedPackage,
     PackageSpec,
+    PackageSummary,
 )
 from ..errors import NotFoundError
 from .aws import aws_errors
@@ -48,35 +50,57 @@ class SageMakerRegistry:
         self._sm = sagemaker_client
         self._sts = sts_client
 
-    def observe_group(self, group_name: str) -> ObservedGroup | None:
-        """The group and every package in it, by version; None when the group does not exist.
+    def list_group(self, group_name: str) -> GroupListing | None:
+        """The group and the summaries of its packages by version; None when the group does not exist.
 
-        Costs one DescribeModelPackage per package: list summaries lack the metadata the planner compares.
+        One DescribeModelPackageGroup and one ListModelPackages per 100 packages: summaries carry the
+        approval and lifecycle but no metadata (`describe_package` gets that, one call per package).
         """
         try:
             with aws_errors("DescribeModelPackageGroup", group_name):
                 group = self._sm.describe_model_package_group(ModelPackageGroupName=group_name)
         except NotFoundError:
             return None
-        packages = [self._observe_package(arn) for arn in self._package_arns(group_name)]
-        return ObservedGroup(
+        summaries = sorted(self._summaries(group_name), key=lambda summary: summary.package_version)
+        return GroupListing(
             name=group["ModelPackageGroupName"],
             description=group.get("ModelPackageGroupDescription", ""),
-            packages=tuple(sorted(packages, key=lambda package: package.package_version)),
+            summaries=tuple(summaries),
         )
 
-    def _package_arns(self, group_name: str) -> Iterator[str]:
-        """Every package ARN in the group, across pages.
+    def observe_group(self, group_name: str) -> ObservedGroup | None:
+        """The group with every package described in full (one DescribeModelPackage per package)."""
+        listing = self.list_group(group_name)
+        if listing is None:
+            return None
+        packages = tuple(self.describe_package(summary.arn) for summary in listing.summaries)
+        return ObservedGroup(listing.name, listing.description, packages)
+
+    def _summaries(self, group_name: str) -> Iterator[PackageSummary]:
+        """Every package of the group, across pages.
 
         `ModelPackageGroupName` is what makes AWS list the group's versioned packages at all.
         """
         paginator = self._sm.get_paginator("list_model_packages")
         with aws_errors("ListModelPackages", group_name):
-            for page in paginator.paginate(ModelPackageGroupName=group_name):
+            for page in paginator.paginate(
+                ModelPackageGroupName=group_name, PaginationConfig={"PageSize": 100}
+            ):
                 for summary in page["ModelPackageSummaryList"]:
-                    yield summary["ModelPackageArn"]
+                    lifecycle = summary.get("ModelLifeCycle")
+                    yield PackageSummary(
+                        arn=summary["ModelPackageArn"],
+                        package_version=summary.get("ModelPackageVersion", 0),
+                        approval=ApprovalStatus(
+                            summary.get("ModelApprovalStatus", ApprovalStatus.PENDING.value)
+                        ),
+                        lifecycle=Lifecycle(lifecycle["Stage"], lifecycle["StageStatus"])
+                        if lifecycle
+                        else None,
+                    )
 
-    def _observe_package(self, arn: str) -> ObservedPackage:
+    def describe_package(self, arn: str) -> ObservedPackage:
+        """One package in full: metadata, creation-only fields, first container."""
         with aws_errors("DescribeModelPackage", arn):
             described = self._sm.describe_model_package(ModelPackageName=arn)
         return _observed(described)
