@@ -216,6 +216,11 @@ def key_digest(s3_uri: str) -> str | None:
     return f"sha256:{found.group(1)}" if found else None
 
 
+def sha256_of(data: bytes) -> str:
+    """`sha256:<hex>` of bytes in memory, the form of SageMaker's `ContentDigest`."""
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
 def file_digest(path: Path) -> str:
     """`sha256:<hex>` of a file, read in chunks (a downloaded `model.tar.gz` may be many GiB)."""
     sha256 = hashlib.sha256()

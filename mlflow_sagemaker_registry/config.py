@@ -155,7 +155,6 @@ def load_settings(
         elif name in table:
             merged[name] = _str_list(table[name], name)
     unknown = set(table) - set(_SCALARS) - _LISTS - {"images", "approval"}
-
     if unknown:
         raise ConfigError(
             f"unknown setting(s) {sorted(unknown)} in the config file; see docs/configuration.md for the "

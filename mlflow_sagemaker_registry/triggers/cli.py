@@ -281,3 +281,7 @@ from .webhook_cli import serve, webhook  # noqa: E402  (registered last: webhook
 
 cli.add_command(serve)
 cli.add_command(webhook)
+
+from .verify_cli import verify  # noqa: E402  (registered last: verify_cli uses this module)
+
+cli.add_command(verify)
