@@ -118,7 +118,7 @@ class DeliveryLog:
             if now >= self._next_sweep:
                 self._expiry = {key: at for key, at in self._expiry.items() if at > now}
                 self._next_sweep = now + self._window / 10
-            if delivery_id in self._expiry:
+            if self._expiry.get(delivery_id, now) > now:
                 return False
             self._expiry[delivery_id] = signed_at + self._window
             while len(self._expiry) > self._capacity:
@@ -343,7 +343,10 @@ def http_server(app: Starlette) -> uvicorn.Server:
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket; bound here, so that port 0 works and the URL printed is the real one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family)
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise MlsyncError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 def url_of(listener: socket.socket) -> str:

@@ -114,5 +114,9 @@ def _failures(action: str) -> Iterator[None]:
 
     try:
         yield
+    except NotImplementedError as exc:  # e.g. a SQL store reached directly cannot send test events
+        raise SourceError(
+            f"{action} failed: {exc}; point --tracking-uri / MLFLOW_TRACKING_URI at the tracking server"
+        ) from exc
     except (MlflowException, OSError) as exc:
         raise SourceError(f"{action} on the MLflow server failed: {exc}") from exc
