@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -29,7 +30,7 @@ from mlflow_sagemaker_registry.errors import GatewayError
 from mlflow_sagemaker_registry.executor import Report
 from mlflow_sagemaker_registry.mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS
 from mlflow_sagemaker_registry.planner import Plan
-from mlflow_sagemaker_registry.triggers.plugin import MirroringStore, inner_registry_uri
+from mlflow_sagemaker_registry.triggers.plugin import MirroringStore, inner_registry_uri, wait_for_mirrors
 from mlflow_sagemaker_registry.triggers.plugin_worker import Job, MirrorWorker
 
 SCHEME = "mlsync-test-inner"
@@ -163,7 +164,7 @@ def store(engine: FakeEngine, settings_seen: list[Settings]) -> Iterator[Any]:
 
     store = plugin_store(connect, "sqlite:///runs.db")
     yield store
-    assert store.flush(10)
+    assert wait_for_mirrors(10)
 
 
 def required_arguments(method: Callable[..., Any]) -> dict[str, Any]:
@@ -194,7 +195,7 @@ def test_every_store_method_is_delegated_and_only_writes_are_mirrored(
 
     result = getattr(store, name)(**arguments)
 
-    assert store.flush(10)
+    assert wait_for_mirrors(10)
     assert store.only(name)[0] == (name, (), arguments)
     assert result == store.results.get(name, f"{name} result")
     assert engine.calls == MIRRORED.get(name, [])
@@ -212,7 +213,7 @@ def test_mlsyncs_own_tags_are_not_mirrored_back(store: Any, engine: FakeEngine, 
     store.set_model_version_tag("m", "1", tag(key, "value"))
     store.delete_model_version_tag("m", "1", key)
 
-    assert store.flush(10)
+    assert wait_for_mirrors(10)
     assert engine.calls == []
 
 
@@ -222,7 +223,7 @@ def test_prompts_are_not_mirrored(store: Any, engine: FakeEngine) -> None:
     store.results["get_prompt"] = "a prompt"
     store.set_registered_model_alias("p", "production", "1")  # a prompt's alias, made through REST
 
-    assert store.flush(10)
+    assert wait_for_mirrors(10)
     assert engine.calls == []
 
 
@@ -231,7 +232,7 @@ def test_the_engine_reads_the_inner_registry_with_the_stores_tracking_uri(
 ) -> None:
     monkeypatch.setenv("MLSYNC_REGISTRY_URI", "sqlite:///elsewhere.db")  # the wrapped registry wins
     store.create_model_version("m", "models:/m-1")
-    assert store.flush(10)
+    assert wait_for_mirrors(10)
 
     (settings,) = settings_seen
     assert (settings.registry_uri, settings.tracking_uri) == (f"{SCHEME}://registry", "sqlite:///runs.db")
@@ -242,7 +243,7 @@ def test_mlsync_tracking_uri_overrides_the_stores_tracking_uri(
 ) -> None:
     monkeypatch.setenv("MLSYNC_TRACKING_URI", "http://127.0.0.1:5000")
     store.create_model_version("m", "models:/m-1")
-    assert store.flush(10)
+    assert wait_for_mirrors(10)
 
     assert settings_seen[0].tracking_uri == "http://127.0.0.1:5000"
 
@@ -252,10 +253,10 @@ def test_a_slow_mirror_never_holds_up_the_users_call(store: Any, engine: FakeEng
 
     store.create_model_version("m", "models:/m-1")  # returns although the mirror is stuck
     assert engine.started.wait(10)
-    assert not store.flush(0.05)
+    assert not wait_for_mirrors(0.05)
 
     engine.gate.set()
-    assert store.flush(10)
+    assert wait_for_mirrors(10)
     assert engine.calls == [("push", ["m"])]
 
 
@@ -270,9 +271,29 @@ def test_changes_queued_behind_a_running_push_coalesce(store: Any, engine: FakeE
     store.set_registered_model_alias("m", "champion", "1")
     engine.gate.set()
 
-    assert store.flush(10)
+    assert wait_for_mirrors(10)
     # The running push may have read MLflow before the changes: one more push of `m` covers them all.
     assert engine.calls == [("push", ["m"]), ("push", ["m"]), ("push", ["other"])]
+
+
+def test_a_forked_child_mirrors_its_own_changes_and_not_its_parents(engine: FakeEngine) -> None:
+    inner: Any = RecordingStore("inner")
+    worker = MirrorWorker(engine_of(engine), inner, quiet=0)
+    engine.gate = threading.Event()
+    worker.submit(Job("parent's model"))
+    assert engine.started.wait(10)  # the parent's worker is busy (and may hold a lock) when it forks
+
+    child = os.fork()
+    if child == 0:  # the child: its copy of the parent's worker thread does not exist
+        engine.gate, engine.calls = None, []
+        worker.submit(Job("child's model"))
+        os._exit(0 if worker.flush(10) and engine.calls == [("push", ["child's model"])] else 1)
+    _, status = os.waitpid(child, 0)
+
+    engine.gate.set()
+    assert worker.flush(10)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert engine.calls == [("push", ["parent's model"])]
 
 
 def test_jobs_merge_only_pushes_of_the_same_model() -> None:
@@ -306,7 +327,7 @@ def test_a_failed_mirror_is_logged_once_and_recorded_where_the_version_exists(
     store = plugin_store(failing)
     with caplog.at_level(logging.WARNING):
         write(store)  # returns normally: the failure happens, and stays, on the worker
-        assert store.flush(10)
+        assert wait_for_mirrors(10)
 
     (record,) = [r for r in caplog.records if r.name.startswith("mlflow_sagemaker_registry")]
     assert outcome in record.getMessage()

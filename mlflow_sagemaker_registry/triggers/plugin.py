@@ -138,10 +138,6 @@ class MirroringStore(AbstractStore):
 
         self._worker = MirrorWorker(engine, self._inner)
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until the changes made through this store are mirrored; False after `timeout` seconds."""
-        return self._worker.flush(timeout)
-
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes neither this class nor AbstractStore defines (a SQL store's
         # `engine`, ...). `_inner` itself is looked up here only before __init__ set it.

@@ -4,7 +4,7 @@ Why a background thread: the user's MLflow call must return at MLflow's speed wh
 down, refusing access), so the store only queues what changed and a worker reconciles it afterwards.
 Why at most one thread per store, started on demand and gone when idle: jobs run in order, so the engine
 (boto3 clients, an MLflow client) is never used by two threads at once, and an idle store holds no
-thread (nothing to lose when a server forks its workers).
+thread. A forked child starts afresh (`_after_fork`).
 
 Queued jobs of one model coalesce: a reconcile mirrors the whole model as it is when it runs, so one
 queued push covers every change made before it starts. A job that is already running is never widened;
@@ -22,6 +22,7 @@ from __future__ import annotations
 # exit hook (hooks run last-registered first) while boto3 and MLflow can still start transfer threads.
 import concurrent.futures.thread  # noqa: F401
 import logging
+import os
 import threading
 import time
 import weakref
@@ -112,6 +113,13 @@ class MirrorWorker:
         self._thread: threading.Thread | None = None
         self._condition = threading.Condition()
         _WORKERS.add(self)
+
+    def forget_parent(self) -> None:
+        """Start afresh in a forked child process (see `_after_fork`)."""
+        self._engine = None
+        self._jobs = deque()
+        self._thread = None
+        self._condition = threading.Condition()
 
     def submit(self, job: Job) -> None:
         """Queue `job` (merged into a queued push of the same model) and make sure a thread runs it."""
@@ -243,4 +251,12 @@ def _drain_at_exit() -> None:
     )
 
 
+def _after_fork() -> None:
+    """In a forked child, the parent's worker threads do not exist, a lock may be held by one of them, and
+    the engine's connections are the parent's: drop it all. The parent mirrors what it had queued."""
+    for worker in list(_WORKERS):
+        worker.forget_parent()
+
+
 threading._register_atexit(_drain_at_exit)  # type: ignore[attr-defined]
+os.register_at_fork(after_in_child=_after_fork)
