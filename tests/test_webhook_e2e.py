@@ -119,9 +119,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "MLSYNC_S3_PREFIX": f"s3://{BUCKET}/mlsync",
             "MLSYNC_WEBHOOK_SECRET": SECRET,
         }
-        with ReceiverProcess(env, log_path=root / "serve.log") as receiver:
+        with (
+            ReceiverProcess(env, log_path=root / "serve.log") as receiver,
+            pytest.MonkeyPatch.context() as patch,
+        ):
             installed = mlsync(env, "webhook", "install", "--url", f"{receiver.url}/webhook")
             assert installed.exit_code == 0, installed.output
+            patch.setenv("MLFLOW_TRACKING_URI", mlflow_url)  # set_tracking_uri exports it; restored after
             mlflow.set_tracking_uri(mlflow_url)
             try:
                 yield Stack(root, emulator, mlflow_url, receiver, env)
@@ -139,9 +143,10 @@ def logged_model(stack: Stack) -> str:
     """One small model logged through the server once; each test registers versions of it."""
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(stack.root)
-        mlflow.set_experiment("webhooks")
+        # Not mlflow.set_experiment: it exports MLFLOW_EXPERIMENT_ID, which would outlive this module.
+        experiment = mlflow.MlflowClient().create_experiment("webhooks")
         features, labels = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]]), np.array([0, 0, 1, 1])
-        with mlflow.start_run():
+        with mlflow.start_run(experiment_id=experiment):
             mlflow.log_params({"C": 1.0})
             mlflow.log_metric("accuracy", 0.75)
             info = mlflow.sklearn.log_model(

@@ -62,9 +62,11 @@ MAX_BODY_BYTES = 1 << 20
 few KiB. A body refused for its size is not retried by MLflow; the next full reconcile covers it."""
 
 WORKERS = 4
+"""Models reconciled in parallel: enough that a long full reconcile does not hold up the others."""
 QUIET_SECONDS = 0.5
+"""A model is reconciled once its deliveries pause this long: MLflow sends a burst within milliseconds."""
 MAX_WAIT_SECONDS = 5.0
-DRAIN_SECONDS = 30.0
+"""...or at the latest this long after its first waiting delivery, so constant changes still mirror."""
 
 
 class Pusher(Protocol):
@@ -75,7 +77,7 @@ class Pusher(Protocol):
 
 @dataclass(frozen=True)
 class Outcome:
-    """The answer to one delivery: an HTTP status and a small JSON body (never echoing the request)."""
+    """The answer to one delivery: an HTTP status and a small JSON body (never the secret or the payload)."""
 
     status: int
     body: dict[str, str]
@@ -170,7 +172,7 @@ class WebhookReceiver:
             return self.reject(400, str(exc), str(exc), headers, peer)
         if event.is_own_tag:
             self.counters.add("ignored")
-            return Outcome(202, {"status": "ignored", "reason": f"{event.tag} is written by mlsync"})
+            return Outcome(202, {"status": "ignored", "reason": "a tag mlsync writes itself"})
         self._submit(event.model)
         self.counters.add("accepted")
         log.info(

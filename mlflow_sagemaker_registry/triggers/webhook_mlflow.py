@@ -31,7 +31,7 @@ class Installed:
 
 
 @dataclass(frozen=True)
-class TestDelivery:
+class DeliveryReport:
     """What MLflow reported after sending a test event (the answer of our receiver, or its error)."""
 
     success: bool
@@ -64,7 +64,7 @@ def install_webhook(
         return Installed(existing.webhook_id, created=False)
 
 
-def send_test_event(settings: Settings, name: str = DEFAULT_NAME, event: str | None = None) -> TestDelivery:
+def send_test_event(settings: Settings, name: str = DEFAULT_NAME, event: str | None = None) -> DeliveryReport:
     """Ask MLflow to send webhook `name` a signed example of `event` (default: its first event).
 
     MLflow's example payloads name a model `example_model`, so the receiver acknowledges the delivery
@@ -76,7 +76,7 @@ def send_test_event(settings: Settings, name: str = DEFAULT_NAME, event: str | N
         if hook is None:
             raise SourceError(f"no webhook named {name!r} on the MLflow server; run `mlsync webhook install`")
         result = client.test_webhook(hook.webhook_id, event)
-    return TestDelivery(
+    return DeliveryReport(
         success=bool(result.success),
         status=result.response_status,
         body=result.response_body or "",
