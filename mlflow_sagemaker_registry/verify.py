@@ -125,10 +125,9 @@ class VerifyReport:
         for result in self.results:
             lines.append(f"{result.model_name} v{result.version}: {result.package_arn or 'no package'}")
             lines.extend(f"  {check.status:<8}{check.name:<16}{check.detail}" for check in result.checks)
-        failed = sum(not result.ok for result in self.results)
-        lines.append(
-            f"Verified {len(self.results)} packages: {len(self.results) - failed} passed, {failed} failed."
-        )
+        count, failed = len(self.results), sum(not result.ok for result in self.results)
+        noun = "package" if count == 1 else "packages"
+        lines.append(f"Verified {count} {noun}: {count - failed} passed, {failed} failed.")
         return "\n".join(lines)
 
 

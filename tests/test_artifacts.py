@@ -9,6 +9,7 @@ import os
 import shutil
 import tarfile
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,29 @@ def test_memory_does_not_grow_with_the_model_size(tmp_path: Path) -> None:
     assert peak < 4 * 1024 * 1024  # a 32 MiB file, packed through buffers of a few hundred KiB
     with gzip.open(tmp_path / "model.tar.gz") as unpacked:
         assert len(unpacked.read()) > 32 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("content", "stored"),
+    [(lambda size: os.urandom(size), True), (lambda size: b"weights " * (size // 8), False)],
+    ids=["incompressible", "compressible"],
+)
+def test_big_files_that_do_not_compress_are_stored_not_deflated(
+    tmp_path: Path, content: Callable[[int], bytes], stored: bool
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "MLmodel").write_text(MLMODEL)
+    (model / "weights.bin").write_bytes(content(17 * 1024 * 1024))
+
+    digest = package_model(model, tmp_path / "a.tar.gz")
+
+    size = (tmp_path / "a.tar.gz").stat().st_size
+    assert (size > 17 * 1024 * 1024) is stored  # stored: the tar's own bytes plus deflate's block headers
+    assert size < 18 * 1024 * 1024
+    assert package_model(model, tmp_path / "b.tar.gz") == digest
+    with tarfile.open(tmp_path / "a.tar.gz", "r:gz") as tar:
+        assert tar.extractfile("weights.bin").read() == (model / "weights.bin").read_bytes()  # type: ignore[union-attr]
 
 
 def test_file_symlinks_are_stored_as_files_and_directory_symlinks_refused(

@@ -16,7 +16,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from mlflow_sagemaker_registry.artifacts import artifact_key, file_digest, package_model
-from mlflow_sagemaker_registry.config import Settings
+from mlflow_sagemaker_registry.config import Settings, load_settings
 from mlflow_sagemaker_registry.domain import (
     ApprovalStatus,
     Container,
@@ -26,7 +26,7 @@ from mlflow_sagemaker_registry.domain import (
     PackageSpec,
 )
 from mlflow_sagemaker_registry.emulator import emulated_aws
-from mlflow_sagemaker_registry.errors import GatewayError, MappingError
+from mlflow_sagemaker_registry.errors import ConfigError, GatewayError, MappingError
 from mlflow_sagemaker_registry.gateways.aws import aws_clients
 from mlflow_sagemaker_registry.gateways.s3 import S3Storage
 from mlflow_sagemaker_registry.gateways.sagemaker import SageMakerRegistry
@@ -330,3 +330,49 @@ def test_reading_a_missing_object_names_it(s3: S3Storage, tmp_path: Path) -> Non
         s3.read("s3://bucket/nothing")
     with pytest.raises(GatewayError, match="Download s3://bucket/nothing"):
         s3.download_file("s3://bucket/nothing", tmp_path / "x")
+
+
+# --- the settings staging reads ----------------------------------------------------------------------------
+
+
+def test_artifact_mode_and_instance_types_default_to_copy_and_none(tmp_path: Path) -> None:
+    settings = load_settings({}, {}, tmp_path)
+
+    assert (settings.artifact_mode, settings.realtime_instance_types, settings.transform_instance_types) == (
+        "copy",
+        (),
+        (),
+    )
+
+
+def test_instance_types_from_the_file_the_environment_and_flags(tmp_path: Path) -> None:
+    (tmp_path / "mlsync.toml").write_text(
+        'artifact_mode = "reference"\nrealtime_instance_types = ["ml.m5.large", "ml.g5.xlarge"]\n'
+    )
+    from_env = {"MLSYNC_TRANSFORM_INSTANCE_TYPES": " ml.m5.xlarge, ml.c5.2xlarge ,"}
+
+    settings = load_settings({}, from_env, tmp_path)
+    flagged = load_settings({"realtime_instance_types": ["ml.t2.medium"]}, from_env, tmp_path)
+
+    assert settings.artifact_mode == "reference"
+    assert settings.realtime_instance_types == ("ml.m5.large", "ml.g5.xlarge")
+    assert settings.transform_instance_types == ("ml.m5.xlarge", "ml.c5.2xlarge")
+    assert flagged.realtime_instance_types == ("ml.t2.medium",)
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [
+        ('artifact_mode = "link"', {}, "artifact_mode 'link': use copy"),
+        ('realtime_instance_types = "ml.m5.large"', {}, "must be an array of strings"),
+        ("transform_instance_types = [1]", {}, "must be an array of strings"),
+        ("", {"MLSYNC_REALTIME_INSTANCE_TYPES": "m5.large"}, "'m5.large' is not a SageMaker instance type"),
+    ],
+)
+def test_bad_staging_settings_are_refused_by_name(
+    tmp_path: Path, toml: str, env: dict[str, str], message: str
+) -> None:
+    (tmp_path / "mlsync.toml").write_text(toml)
+
+    with pytest.raises(ConfigError, match=message):
+        load_settings({}, env, tmp_path)

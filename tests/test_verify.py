@@ -141,13 +141,18 @@ def engine(model_dir: Path, tmp_path: Path) -> FakeEngine:
     return FakeEngine(FakeSource(model_dir), FakeRegistry(package), storage)
 
 
+def verifier(engine: FakeEngine, runner: FakeRunner | None = None) -> Verifier:
+    """A verifier over the fakes (which implement only what it calls of each port)."""
+    return Verifier(engine, runner or FakeRunner())  # type: ignore[arg-type]
+
+
 def checks(report: VerifyReport) -> dict[str, tuple[str, str]]:
     (result,) = report.results
     return {check.name: (check.status, check.detail) for check in result.checks}
 
 
 def test_an_intact_package_passes_every_check(engine: FakeEngine) -> None:
-    report = Verifier(engine, FakeRunner()).verify()
+    report = verifier(engine).verify()
 
     assert report.ok
     assert {name: status for name, (status, _) in checks(report).items()} == {
@@ -167,7 +172,7 @@ def test_a_changed_run_document_fails_its_check_only(engine: FakeEngine) -> None
     run_uri = engine.registry.package.customer_metadata[KEY_DOCUMENT]
     engine.storage.objects[run_uri] = b'{"run": 2}'
 
-    found = checks(Verifier(engine, FakeRunner()).verify())
+    found = checks(verifier(engine).verify())
 
     assert found["run document"][0] == FAILED
     assert "but its content-addressed key says sha256:" in found["run document"][1]
@@ -177,7 +182,7 @@ def test_a_changed_run_document_fails_its_check_only(engine: FakeEngine) -> None
 def test_a_changed_payload_fails(engine: FakeEngine) -> None:
     engine.storage.objects[str(engine.registry.package.sample_payload_url)] = b"other bytes"
 
-    found = checks(Verifier(engine, FakeRunner()).verify())
+    found = checks(verifier(engine).verify())
 
     assert found["sample payload"][0] == FAILED
 
@@ -185,7 +190,7 @@ def test_a_changed_payload_fails(engine: FakeEngine) -> None:
 def test_a_missing_document_fails_with_the_s3_error(engine: FakeEngine) -> None:
     del engine.storage.objects[str(engine.registry.package.quality_statistics_uri)]
 
-    found = checks(Verifier(engine, FakeRunner()).verify())
+    found = checks(verifier(engine).verify())
 
     assert found["model quality"][0] == FAILED
     assert "NoSuchKey" in found["model quality"][1]
@@ -194,7 +199,7 @@ def test_a_missing_document_fails_with_the_s3_error(engine: FakeEngine) -> None:
 def test_a_tarball_that_does_not_unpack_fails_model_data_and_prediction(engine: FakeEngine) -> None:
     engine.storage.objects[str(engine.registry.package.model_data_url)] = b"not a tarball"
 
-    found = checks(Verifier(engine, FakeRunner()).verify())
+    found = checks(verifier(engine).verify())
 
     assert found["model data"][0] == FAILED
     assert "changed after mlsync wrote it; cannot unpack model.tar.gz" in found["model data"][1]
@@ -207,7 +212,7 @@ def test_a_tarball_that_does_not_unpack_fails_model_data_and_prediction(engine: 
 def test_different_predictions_fail_with_the_first_difference(engine: FakeEngine, model_dir: Path) -> None:
     (model_dir / "prediction.json").write_text("[0.5, 1]")
 
-    found = checks(Verifier(engine, FakeRunner()).verify())
+    found = checks(verifier(engine).verify())
 
     assert found["prediction"] == (
         FAILED,
@@ -218,7 +223,7 @@ def test_different_predictions_fail_with_the_first_difference(engine: FakeEngine
 def test_a_model_that_does_not_predict_fails_with_its_reason(engine: FakeEngine, model_dir: Path) -> None:
     (model_dir / "prediction.json").unlink()
 
-    found = checks(Verifier(engine, FakeRunner()).verify())
+    found = checks(verifier(engine).verify())
 
     assert found["prediction"][0] == FAILED and "no prediction.json" in found["prediction"][1]
 
@@ -228,7 +233,7 @@ def test_without_an_input_example_or_metrics_or_payload_those_checks_are_skipped
         engine.registry.package, quality_statistics_uri=None, sample_payload_url=None
     )
 
-    report = Verifier(engine, FakeRunner(example=None)).verify()
+    report = verifier(engine, FakeRunner(example=None)).verify()
 
     assert report.ok
     found = checks(report)
@@ -239,7 +244,7 @@ def test_without_an_input_example_or_metrics_or_payload_those_checks_are_skipped
 def test_a_package_not_made_by_mlsync_fails_the_run_document_check(engine: FakeEngine) -> None:
     engine.registry.package = replace(engine.registry.package, customer_metadata={}, model_data_url=None)
 
-    found = checks(Verifier(engine, FakeRunner()).verify())
+    found = checks(verifier(engine).verify())
 
     assert found["run document"] == (
         FAILED,
@@ -256,7 +261,7 @@ def test_an_uncompressed_prefix_is_downloaded_file_by_file(engine: FakeEngine, m
         engine.registry.package, model_data_url=prefix, model_data_compressed=False
     )
 
-    found = checks(Verifier(engine, FakeRunner()).verify())
+    found = checks(verifier(engine).verify())
 
     assert found["model data"] == (
         OK,
@@ -267,16 +272,16 @@ def test_an_uncompressed_prefix_is_downloaded_file_by_file(engine: FakeEngine, m
 
 def test_a_version_without_a_package_is_skipped_unless_asked_for(engine: FakeEngine) -> None:
     engine.mirrored = False
-    verifier = Verifier(engine, FakeRunner())
+    checker = verifier(engine)
 
-    listed, asked = verifier.verify(["churn"]), verifier.verify(["churn"], "1")
+    listed, asked = checker.verify(["churn"]), checker.verify(["churn"], "1")
 
     assert listed.ok and checks(listed)["package"][0] == SKIPPED
     assert not asked.ok and checks(asked)["package"][0] == FAILED
 
 
 def test_asking_for_a_version_that_does_not_exist_fails(engine: FakeEngine) -> None:
-    report = Verifier(engine, FakeRunner()).verify(["churn"], "7")
+    report = verifier(engine).verify(["churn"], "7")
 
     assert checks(report) == {"package": (FAILED, "model 'churn' has no READY version 7")}
 

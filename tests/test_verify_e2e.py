@@ -17,15 +17,15 @@ from typing import Any
 import boto3
 import mlflow
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import pytest
 from click.testing import CliRunner, Result
+from mlflow.pyfunc.model import PythonModel
 from recorded_calls import RecordedCalls
 from sklearn.linear_model import LogisticRegression
 
-from mlflow_sagemaker_registry import wiring
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
-from mlflow_sagemaker_registry.gateways.aws import AwsClients
+from mlflow_sagemaker_registry.gateways.aws import AwsClients, aws_clients
 from mlflow_sagemaker_registry.mapping import group_name
 from mlflow_sagemaker_registry.triggers.cli import cli
 
@@ -39,7 +39,7 @@ IN_S3 = "forecaster in s3"
 UPLOADS = {"PutObject", "CreateMultipartUpload", "UploadPart"}
 
 
-class AddColumns(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class AddColumns(PythonModel):
     """A custom pyfunc model: the sum of each row, plus a constant."""
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
@@ -112,12 +112,11 @@ def s3_calls(monkeypatch: pytest.MonkeyPatch) -> RecordedCalls:
     recorded = RecordedCalls()
 
     def recording_clients(*args: Any, **kwargs: Any) -> AwsClients:
-        clients = original(*args, **kwargs)
+        clients = aws_clients(*args, **kwargs)
         clients.s3.meta.events.register("provide-client-params", recorded)
         return clients
 
-    original = wiring.aws_clients
-    monkeypatch.setattr(wiring, "aws_clients", recording_clients)
+    monkeypatch.setattr("mlflow_sagemaker_registry.wiring.aws_clients", recording_clients)
     return recorded
 
 
@@ -206,7 +205,7 @@ def test_a_tampered_tarball_fails_verify_by_name(env: None) -> None:
     assert f"failed  model data      {url} has sha256:" in result.output
     assert "but its content-addressed key says sha256:" in result.output
     assert "it was changed after mlsync wrote it" in result.output
-    assert "Verified 1 packages: 0 passed, 1 failed." in result.output
+    assert "Verified 1 package: 0 passed, 1 failed." in result.output
     assert mlsync("verify", SKLEARN).exit_code == 0
 
 
