@@ -112,9 +112,10 @@ def mlsync_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 def log_model(registered_model_name: str | None = None) -> tuple[str, str | None]:
     """Log a tiny model, registering it as usual when a name is given: (model URI, version).
 
-    `pip_requirements` is given so that MLflow skips inferring them, which takes seconds.
+    `pip_requirements` is given so that MLflow skips inferring them, which takes seconds. The default
+    experiment is named because an experiment another test module made active is not in this database.
     """
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id="0"):
         model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
         info = mlflow.sklearn.log_model(
             model,
