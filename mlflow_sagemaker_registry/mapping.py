@@ -266,14 +266,18 @@ def make_document(s3_prefix: str, payload: Mapping[str, Any]) -> Document:
     return Document(document_uri(s3_prefix, body), body, "sha256:" + hashlib.sha256(body).hexdigest())
 
 
-def run_record(version: SourceVersion, source_id: str) -> dict[str, Any]:
-    """Everything mirrored from the version, losslessly: the S3 document behind the metadata."""
+def run_record(version: SourceVersion) -> dict[str, Any]:
+    """Everything mirrored from the version, losslessly: the S3 document behind the metadata.
+
+    It leaves out the source registry's identity on purpose: the same registry may be known by two
+    names (a plugin on the server sees its database, a client sees its URL), and the document, like
+    the sync digest, must not differ between them.
+    """
     return {
         "format": "mlsync.run/1",
         "registered_model": version.model_name,
         "version": version.version,
         "run_id": version.run_id,
-        "tracking_server": source_id,
         "description": version.description,
         "params": dict(sorted(version.params.items())),
         "metrics": {k: json_metric(v) for k, v in sorted(version.metrics.items())},
@@ -418,7 +422,7 @@ def desired_package(version: SourceVersion, group: str, source_id: str, settings
     """
     prefix = settings.require_s3_prefix()
     decision = decide_approval(version, settings.approval)
-    run_document = make_document(prefix, run_record(version, source_id))
+    run_document = make_document(prefix, run_record(version))
     statistics = quality_statistics(version.metrics)
     metadata, _ = customer_metadata(version, source_id, run_document)
     description = _clean_description(version.description)
@@ -443,12 +447,13 @@ def sync_status(spec: PackageSpec) -> str:
     """The sync-status tag of a version mirrored as `spec` with no drift: `synced <digest>`.
 
     The digest covers every field the planner compares apart from approval and lifecycle, which
-    ListModelPackages summaries carry. While a version's tag still equals this value and its ARN tag
-    names a listed package, the engine presumes that package's metadata instead of asking
-    DescribeModelPackage: a no-op reconcile costs a few list calls, not one describe per version.
+    ListModelPackages summaries carry, and the source registry's name (see `run_record`). While a
+    version's tag still equals this value and its ARN tag names a listed package, the engine presumes
+    that package's metadata instead of asking DescribeModelPackage: a no-op reconcile costs a few list
+    calls, not one describe per version.
     """
     state = {
-        "metadata": dict(spec.customer_metadata),
+        "metadata": {k: v for k, v in spec.customer_metadata.items() if k != KEY_SERVER},
         "description": spec.description,
         "properties": dict(spec.metadata_properties),
         "statistics": spec.quality_statistics.digest if spec.quality_statistics else None,

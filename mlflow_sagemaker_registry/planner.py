@@ -31,6 +31,7 @@ from .domain import (
 from .errors import MappingError, UnsafePlanError
 from .mapping import (
     KEY_DOCUMENT,
+    KEY_SERVER,
     SYNCED,
     TAG_PACKAGE_ARN,
     TAG_SYNC_STATUS,
@@ -329,20 +330,35 @@ def trusted_packages(
 def _matches(
     version: SourceVersion, packages: Sequence[ObservedPackage], source_id: str
 ) -> list[ObservedPackage]:
-    """Packages of this version: by metadata identity, else by the ARN tag on a package without one."""
+    """Packages of this version: by metadata identity, else by the version's ARN tag.
+
+    The ARN tag (written only by mlsync, or by SageMaker's own auto-registration) adopts a package that
+    has no mlsync identity, or whose identity names this model and version under another name of the
+    registry: a plugin on the tracking server knows the registry by its database URI, a client by the
+    server's URL, and both must find the one package of the version.
+    """
     key = identity_key(source_id, version.model_name, version.version)
     found = [p for p in packages if identity_of(p.customer_metadata) == key]
     if not found:
         tagged = version.tags.get(TAG_PACKAGE_ARN, "").lower()
-        found = [p for p in packages if p.arn.lower() == tagged and identity_of(p.customer_metadata) is None]
+        found = [p for p in packages if p.arn.lower() == tagged and _same_version(p, key)]
     return sorted(found, key=lambda p: p.package_version)
+
+
+def _same_version(package: ObservedPackage, key: tuple[str, str, str]) -> bool:
+    identity = identity_of(package.customer_metadata)
+    return identity is None or identity[1:] == key[1:]
 
 
 def _update(spec: PackageSpec, package: ObservedPackage) -> UpdatePackage | None:
     status, settled_lifecycle = settle_approval(spec.approval, spec.lifecycle, package.approval)
     approval = status if status != package.approval else None
     lifecycle = settled_lifecycle if settled_lifecycle not in (None, package.lifecycle) else None
-    metadata_set = {k: v for k, v in spec.customer_metadata.items() if package.customer_metadata.get(k) != v}
+    metadata_set = {
+        k: v
+        for k, v in spec.customer_metadata.items()
+        if package.customer_metadata.get(k) != v and not (k == KEY_SERVER and k in package.customer_metadata)
+    }
     remove = tuple(k for k in owned_keys(package.customer_metadata) if k not in spec.customer_metadata)
     if approval is None and lifecycle is None and not metadata_set and not remove:
         return None

@@ -54,12 +54,16 @@ def log_version(
         target = features @ np.array([1.0, -2.0, 0.5]) + rng.normal(scale=0.1, size=40)
         model = LinearRegression().fit(features, target)
     with mlflow.start_run():
-        mlflow.set_tags({"mlflow.source.git.commit": f"{seed:040x}", "mlflow.source.git.repoURL": "git@example:ml"})
+        mlflow.set_tags(
+            {"mlflow.source.git.commit": f"{seed:040x}", "mlflow.source.git.repoURL": "git@example:ml"}
+        )
         if params:
             mlflow.log_params(params)
         for key, value in (metrics or {}).items():
             mlflow.log_metric(key, value)
-        mlflow.log_input(mlflow.data.from_numpy(features, targets=target, name=f"train-{seed}"), context="training")
+        mlflow.log_input(
+            mlflow.data.from_numpy(features, targets=target, name=f"train-{seed}"), context="training"
+        )
         info = mlflow.sklearn.log_model(
             model, name="model", registered_model_name=name, input_example=features[:2]
         )

@@ -435,14 +435,13 @@ def test_run_record_document_recovers_every_param_and_metric_exactly() -> None:
         user="ana@example.com",
         run_link="http://mlflow/#/experiments/1/runs/abc123",
     )
-    document = make_document(PREFIX, run_record(v, SOURCE))
+    document = make_document(PREFIX, run_record(v))
     record = _strict_loads(document.body)
     assert record == {
         "format": "mlsync.run/1",
         "registered_model": "churn",
         "version": "1",
         "run_id": "abc123",
-        "tracking_server": SOURCE,
         "description": "first line\nsecond",
         "params": PARAMS,
         "metrics": {
@@ -465,7 +464,7 @@ def test_run_record_document_recovers_every_param_and_metric_exactly() -> None:
 
 
 def test_run_record_of_a_version_without_run() -> None:
-    record = run_record(version(), SOURCE)
+    record = run_record(version())
     assert record["run_id"] is None
     assert record["params"] == {} and record["metrics"] == {} and record["datasets"] == []
     assert record["user"] is None and record["run_link"] is None
@@ -948,7 +947,7 @@ def test_desired_package_puts_every_part_together() -> None:
         "Repository": "https://git/x",
         "CommitId": "c0ffee",
     }
-    assert spec.run_document == make_document(PREFIX, run_record(v, SOURCE))
+    assert spec.run_document == make_document(PREFIX, run_record(v))
     assert spec.run_document.s3_uri.startswith(PREFIX + "/documents/")
     assert spec.quality_statistics == make_document(PREFIX, quality_statistics(v.metrics) or {})
     assert spec.documents == (spec.run_document, spec.quality_statistics)

@@ -768,3 +768,32 @@ def test_a_drifted_package_is_linked_without_the_digest_so_it_is_described_next_
     (link,) = [a for a in plan.actions if isinstance(a, LinkVersion)]
     assert link.tags[TAG_SYNC_STATUS] == "synced with drift in ModelPackageDescription"
     assert trusted_packages([replace(v, tags=dict(link.tags))], [spec], [summary_of(created(spec, 1))]) == {}
+
+
+# --- one registry known by two names (plugin on the server: its database; a client: its URL) --------
+
+
+def test_a_package_created_under_another_name_of_the_registry_is_adopted_through_the_arn_tag() -> None:
+    v = version(1, stage="Production")
+    by_plugin = created(spec_of(v, source="sqlite:////srv/mlflow.db"), 1)
+    from_client = replace(v, tags={TAG_PACKAGE_ARN: by_plugin.arn})
+    plan = plan_for([from_client], [by_plugin], source="http://mlflow.internal:5000")
+    assert plan.matched == ((MODEL, "1", arn(1)),)
+    assert kinds(plan) == ["LinkVersion"]  # nothing to update: the server entry is never rewritten
+
+
+def test_the_arn_tag_never_adopts_another_versions_package_under_another_name() -> None:
+    v2 = version(2)
+    package_of_v1 = created(spec_of(version(1), source="sqlite:////srv/mlflow.db"), 1)
+    plan = plan_for(
+        [replace(v2, tags={TAG_PACKAGE_ARN: package_of_v1.arn})], [package_of_v1], source="http://x"
+    )
+    assert kinds(plan) == ["CreatePackage"]
+
+
+def test_the_sync_digest_and_run_document_do_not_depend_on_the_registrys_name() -> None:
+    v = version(1, params={"a": "1"}, metrics={"accuracy": 0.5})
+    one, other = spec_of(v, source="sqlite:////srv/mlflow.db"), spec_of(v, source="http://mlflow:5000")
+    assert one.customer_metadata != other.customer_metadata
+    assert sync_status(one) == sync_status(other)
+    assert one.run_document == other.run_document
