@@ -52,8 +52,9 @@ class Framework:
     label: str
 
 
+# `label` is the container's `Framework`, in the words Inference Recommender knows.
 FRAMEWORKS = (
-    Framework("sklearn", "sklearn", "sklearn_version", "SKLEARN"),
+    Framework("sklearn", "sklearn", "sklearn_version", "SAGEMAKER-SCIKIT-LEARN"),
     Framework("xgboost", "xgboost", "xgb_version", "XGBOOST"),
     Framework("pytorch", "pytorch", "pytorch_version", "PYTORCH"),
 )
@@ -118,14 +119,9 @@ def choose_container(
             "mlflow-pyfunc:<version> cannot be chosen",
             "set `image` (or [images] for this model) in mlsync.toml",
         )
-    return Container(
-        choice.default_image(mlmodel.mlflow_version),
-        url,
-        choice.pyfunc_environment,
-        framework="MLFLOW",
-        framework_version=_framework_version(mlmodel.mlflow_version),
-        compressed=compressed,
-    )
+    # No `Framework`: the pyfunc image is none of the framework containers SageMaker knows by name.
+    image = choice.default_image(mlmodel.mlflow_version)
+    return Container(image, url, choice.pyfunc_environment, compressed=compressed)
 
 
 def _framework_container(

@@ -141,8 +141,6 @@ def test_copy_packs_uploads_and_describes_the_model(model_dir: Path, tmp_path: P
             image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlflow-pyfunc:3.17.2",
             model_data_url=tarball,
             environment=PYFUNC_ENV,
-            framework="MLFLOW",
-            framework_version="3.17.2",
         ),
         content_types=("application/json", "text/csv", "application/vnd.apache.parquet"),
         response_types=("application/json",),
@@ -236,7 +234,7 @@ def emulated() -> Iterator[SageMakerRegistry]:
 
 
 SERVED = Inference(
-    container=Container("image:1", f"{IN_S3}/", {"A": "1"}, "MLFLOW", "3.17.2", compressed=False),
+    container=Container("image:1", f"{IN_S3}/", {"A": "1"}, "XGBOOST", "1.7.6", compressed=False),
     content_types=("application/json",),
     response_types=("application/json",),
     realtime_instance_types=("ml.m5.large", "ml.c5.xlarge"),

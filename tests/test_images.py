@@ -87,8 +87,6 @@ def test_without_the_sdk_every_model_gets_the_pyfunc_image_of_its_mlflow_version
         image=default_image("3.17.2"),
         model_data_url=DATA[0],
         environment=PYFUNC_ENV,
-        framework="MLFLOW",
-        framework_version="3.17.2",
     )
 
 
@@ -102,7 +100,7 @@ def test_a_framework_image_when_the_sdk_has_one_and_the_model_ships_an_entry_poi
         image="sklearn-image:1.2-1",
         model_data_url=DATA[0],
         environment=SCRIPT_ENVIRONMENT,
-        framework="SKLEARN",
+        framework="SAGEMAKER-SCIKIT-LEARN",
         framework_version="1.2.2",
     )
     assert catalogue.asked == [("sklearn", "1.2.2", "3.10.12", "ml.c5.xlarge")]
@@ -181,15 +179,13 @@ def test_without_an_mlflow_version_the_pyfunc_tag_is_unknown_and_the_fix_is_name
     assert choose(unversioned, settings=Settings(image="registry/x:1")).image == "registry/x:1"
 
 
-@pytest.mark.parametrize(
-    ("version", "kept"), [("3.17.2", "3.17.2"), ("10.0.0.dev0+abc", None), ("dev", None)]
-)
+@pytest.mark.parametrize(("version", "kept"), [("1.2.2", "1.2.2"), ("10.0.0.dev0+abc", None), ("dev", None)])
 def test_framework_version_is_sent_only_in_the_shape_sagemaker_accepts(
     version: str, kept: str | None
 ) -> None:
-    mlmodel = MLmodel({"python_function": {}}, version, None, None, None)
+    mlmodel = MLmodel({"sklearn": {"sklearn_version": version}}, "3.17.2", None, None, None)
 
-    assert choose(mlmodel).framework_version == kept
+    assert choose(mlmodel, catalogue=FakeCatalogue()).framework_version == kept
 
 
 # --- the SDK's catalogue -------------------------------------------------------------------------------
