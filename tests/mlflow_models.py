@@ -6,6 +6,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import sklearn
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 # 60 params of every awkward kind: lists, dicts, long strings, empty values, unicode, metadata-hostile
@@ -65,7 +66,11 @@ def log_version(
             mlflow.data.from_numpy(features, targets=target, name=f"train-{seed}"), context="training"
         )
         info = mlflow.sklearn.log_model(
-            model, name="model", registered_model_name=name, input_example=features[:2]
+            model,
+            name="model",
+            registered_model_name=name,
+            input_example=features[:2],
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],  # inferring them costs ~8 s a model
         )
     version = str(info.registered_model_version)
     if description:
