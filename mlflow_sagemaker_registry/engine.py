@@ -14,7 +14,6 @@ from .config import Settings
 from .domain import ApprovalStatus, ObservedGroup, PackageSpec, SourceModel
 from .errors import MappingError
 from .executor import Executor, Report
-from .images import FrameworkImages
 from .mapping import (
     decide_approval,
     desired_group,
@@ -34,7 +33,7 @@ from .planner import (
     plan_model,
     trusted_packages,
 )
-from .ports import Registry, Source, Storage
+from .ports import Gateways
 
 
 @dataclass(frozen=True)
@@ -56,19 +55,12 @@ class StatusRow:
 class Engine:
     """Plans and applies reconciles of chosen models (or all of them)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        source: Source,
-        registry: Registry,
-        storage: Storage,
-        framework_images: FrameworkImages | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, gateways: Gateways) -> None:
         self.settings = settings
-        self.source = source
-        self.registry = registry
-        self.storage = storage
-        self.framework_images = framework_images
+        self.gateways = gateways
+        self.source = gateways.source
+        self.registry = gateways.registry
+        self.storage = gateways.storage
 
     def plan(self, names: Sequence[str] | None = None) -> Plan:
         """The plan for `names` (every registered model when None); reads only."""
@@ -97,7 +89,7 @@ class Engine:
             UnsafePlanError: the plan changes too many approvals and `force` is False.
         """
         plan.check_safety(self.settings.safety_min_existing, self.settings.safety_max_fraction, force)
-        executor = Executor(self.settings, self.source, self.registry, self.storage, self.framework_images)
+        executor = Executor(self.settings, self.gateways)
         return executor.apply(plan, progress)
 
     def status(self, name: str) -> list[StatusRow]:

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from .config import Settings
 from .domain import Inference, PackageSpec
 from .errors import MlsyncError
-from .images import FrameworkImages
 from .mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS, sync_status
 from .planner import Action, CreateGroup, CreatePackage, LinkVersion, Plan, RecordProblem, UpdatePackage
-from .ports import Registry, Source, Storage
+from .ports import Gateways
 from .staging import Stager
 
 log = logging.getLogger(__name__)
@@ -67,18 +66,11 @@ class Report:
 class Executor:
     """Applies plans; holds nothing between calls but its collaborators."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        source: Source,
-        registry: Registry,
-        storage: Storage,
-        framework_images: FrameworkImages | None = None,
-    ) -> None:
-        self._source = source
-        self._registry = registry
-        self._storage = storage
-        self._stager = Stager(settings, source, registry, storage, framework_images)
+    def __init__(self, settings: Settings, gateways: Gateways) -> None:
+        self._source = gateways.source
+        self._registry = gateways.registry
+        self._storage = gateways.storage
+        self._stager = Stager(settings, gateways)
 
     def apply(self, plan: Plan, progress: Callable[[Action], None] | None = None) -> Report:
         """Apply every action in order; a failed group or version skips only what depends on it."""

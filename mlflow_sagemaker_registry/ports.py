@@ -7,8 +7,9 @@ boto3, and tests may pass any object of the same shape. This keeps the core free
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .domain import (
     ApprovalStatus,
@@ -21,6 +22,9 @@ from .domain import (
     PackageSpec,
     SourceModel,
 )
+
+if TYPE_CHECKING:
+    from .images import FrameworkImages
 
 
 class Source(Protocol):
@@ -114,3 +118,17 @@ class Storage(Protocol):
     def download_file(self, s3_uri: str, path: Path) -> None:
         """Download one object to `path` with boto3's managed transfer (streamed to disk)."""
         ...
+
+
+@dataclass(frozen=True)
+class Gateways:
+    """The outside world one engine talks to, handed as one value to the engine, executor and stager.
+
+    `framework_images` resolves SageMaker framework images when the optional `sagemaker` SDK is
+    installed (images.py); None means MLflow's pyfunc image only.
+    """
+
+    source: Source
+    registry: Registry
+    storage: Storage
+    framework_images: FrameworkImages | None = None

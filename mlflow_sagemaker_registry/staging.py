@@ -26,8 +26,8 @@ from .artifacts import MLmodel
 from .config import Settings
 from .domain import Inference, PackageSpec
 from .errors import MappingError
-from .images import FrameworkImages, ImageChoice, choose_container
-from .ports import Registry, Source, Storage
+from .images import ImageChoice, choose_container
+from .ports import Gateways
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +59,12 @@ class _ModelData:
 class Stager:
     """Stages models for the executor; holds nothing between calls but its collaborators."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        source: Source,
-        registry: Registry,
-        storage: Storage,
-        framework_images: FrameworkImages | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, gateways: Gateways) -> None:
         self._settings = settings
-        self._source = source
-        self._registry = registry
-        self._storage = storage
-        self._framework_images = framework_images
+        self._source = gateways.source
+        self._registry = gateways.registry
+        self._storage = gateways.storage
+        self._framework_images = gateways.framework_images
 
     def stage(self, spec: PackageSpec) -> Staged:
         """Stage the model of `spec` and describe how SageMaker serves it.

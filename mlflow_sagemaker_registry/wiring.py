@@ -12,6 +12,7 @@ from .gateways.aws import aws_clients
 from .gateways.s3 import S3Storage
 from .gateways.sagemaker import SageMakerRegistry
 from .images import load_sdk_framework_images
+from .ports import Gateways
 from .sources.mlflow_registry import MlflowSource
 
 
@@ -21,4 +22,4 @@ def connect(settings: Settings) -> Engine:
     source = MlflowSource(settings.tracking_uri, settings.registry_uri, settings.source_id)
     registry = SageMakerRegistry(clients.sagemaker, clients.sts)
     images = load_sdk_framework_images(clients.sagemaker.meta.region_name)
-    return Engine(settings, source, registry, S3Storage(clients.s3), images)
+    return Engine(settings, Gateways(source, registry, S3Storage(clients.s3), images))

@@ -30,6 +30,7 @@ from mlflow_sagemaker_registry.errors import ConfigError, GatewayError, MappingE
 from mlflow_sagemaker_registry.gateways.aws import aws_clients
 from mlflow_sagemaker_registry.gateways.s3 import S3Storage
 from mlflow_sagemaker_registry.gateways.sagemaker import SageMakerRegistry
+from mlflow_sagemaker_registry.ports import Gateways
 from mlflow_sagemaker_registry.staging import Stager
 
 PREFIX = "s3://bucket/mlsync"
@@ -118,7 +119,7 @@ def spec(artifact_uri: str = "models:/m-1") -> PackageSpec:
 def stager(model_dir: Path, storage: FakeStorage, **settings: object) -> tuple[Stager, FakeSource]:
     source = FakeSource(model_dir)
     configured = Settings(s3_prefix=PREFIX, **settings)  # type: ignore[arg-type]
-    return Stager(configured, source, FakeRegistry(), storage), source  # type: ignore[arg-type]
+    return Stager(configured, Gateways(source, FakeRegistry(), storage)), source  # type: ignore[arg-type]
 
 
 def test_copy_packs_uploads_and_describes_the_model(model_dir: Path, tmp_path: Path) -> None:
