@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mlflow_sagemaker_registry.triggers import webhook
-from mlflow_sagemaker_registry.triggers.cli import Context, cli
+from mlflow_sagemaker_registry.triggers.cli import cli
+from mlflow_sagemaker_registry.triggers.shell import Context
 from mlflow_sagemaker_registry.triggers.webhook_cli import parse_duration
 from mlflow_sagemaker_registry.triggers.webhook_payload import EVENTS
 

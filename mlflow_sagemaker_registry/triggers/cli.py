@@ -18,38 +18,16 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from ..config import Settings, load_settings
-from ..engine import Engine, StatusRow
-from ..errors import ConfigError, MlsyncError, UnsafePlanError
+from ..engine import StatusRow
 from ..executor import Report
 from ..planner import Action, CreateGroup, CreatePackage, LinkVersion, Plan, RecordProblem, UpdatePackage
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_UNSAFE = 3
-EXIT_PROBLEMS = 4
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Context:
-    """What the group options decided, shared with every command."""
-
-    def __init__(self, flags: dict[str, Any], output: str) -> None:
-        self.flags = flags
-        self.output = output
-
-    def settings(self) -> Settings:
-        return load_settings(self.flags)
-
-    def engine(self, settings: Settings) -> Engine:
-        from ..wiring import connect  # imports boto3 and mlflow: only when a command needs them
-
-        return connect(settings)
+from .shell import EXIT_FAILED, EXIT_PROBLEMS, Context, errors, models_arguments, selection
+from .verify_cli import verify
+from .webhook_cli import serve, webhook
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,60 +52,31 @@ def cli(ctx: click.Context, /, output: str, verbose: int, **flags: Any) -> None:
     ctx.obj = Context(flags, output)
 
 
-def _models_arguments(command: F) -> F:
-    command = click.option("--all", "all_models", is_flag=True, help="Every registered model.")(command)
-    return click.argument("models", nargs=-1)(command)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn mlsync's errors into one clear line and an exit code; never a traceback for them."""
-    try:
-        yield
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    except UnsafePlanError as exc:
-        click.echo(f"refused: {exc}", err=True)
-        sys.exit(EXIT_UNSAFE)
-    except MlsyncError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
-
-
-def _selection(models: Sequence[str], all_models: bool) -> list[str] | None:
-    if models and all_models:
-        raise click.UsageError("give model names or --all, not both")
-    if not models and not all_models:
-        raise click.UsageError("name the registered models to mirror, or pass --all")
-    return None if all_models else list(models)
-
-
 @cli.command()
-@_models_arguments
+@models_arguments
 @click.pass_obj
 def plan(obj: Context, models: tuple[str, ...], all_models: bool) -> None:
     """Show what a push would change, without changing anything."""
-    selection = _selection(models, all_models)
-    with _errors():
+    chosen = selection(models, all_models)
+    with errors():
         settings = obj.settings()
-        result = obj.engine(settings).plan(selection)
+        result = obj.engine(settings).plan(chosen)
     _print_plan(result, obj.output)
     sys.exit(EXIT_PROBLEMS if result.problems else 0)
 
 
 @cli.command()
-@_models_arguments
+@models_arguments
 @click.option("--dry-run", is_flag=True, help="Plan only (same as `mlsync plan`).")
 @click.option("--force", is_flag=True, help="Apply even if the plan changes many approvals at once.")
 @click.pass_obj
 def push(obj: Context, models: tuple[str, ...], all_models: bool, dry_run: bool, force: bool) -> None:
     """Reconcile SageMaker with MLflow: plan, check, apply. Safe to rerun at any time."""
-    selection = _selection(models, all_models)
-    with _errors():
+    chosen = selection(models, all_models)
+    with errors():
         settings = obj.settings()
         engine = obj.engine(settings)
-        result = engine.plan(selection)
+        result = engine.plan(chosen)
         if dry_run:
             _print_plan(result, obj.output)
             sys.exit(EXIT_PROBLEMS if result.problems else 0)
@@ -144,7 +93,7 @@ def push(obj: Context, models: tuple[str, ...], all_models: bool, dry_run: bool,
 @click.pass_obj
 def status(obj: Context, model: str) -> None:
     """Each version of MODEL beside its SageMaker package and approval."""
-    with _errors():
+    with errors():
         settings = obj.settings()
         rows = obj.engine(settings).status(model)
     if obj.output == "json":
@@ -277,11 +226,6 @@ def main() -> None:
     cli()
 
 
-from .webhook_cli import serve, webhook  # noqa: E402  (registered last: webhook_cli uses this module)
-
 cli.add_command(serve)
 cli.add_command(webhook)
-
-from .verify_cli import verify  # noqa: E402  (registered last: verify_cli uses this module)
-
 cli.add_command(verify)

@@ -1,4 +1,4 @@
-"""`mlsync verify`: a shell over `verify.Verifier` (registered on the `cli` group by cli.py).
+"""`mlsync verify`: a shell over `verify.Verifier` (added to the `cli` group by cli.py).
 
 Exit codes as for the other commands: 0 every check passed (or was skipped with a reason), 1 some check
 failed or MLflow / AWS could not be reached, 2 a usage or configuration error.
@@ -12,11 +12,11 @@ import sys
 import click
 
 from ..verify import Verifier
-from .cli import EXIT_FAILED, Context, _errors, _models_arguments, _selection
+from .shell import EXIT_FAILED, Context, errors, models_arguments, selection
 
 
 @click.command()
-@_models_arguments
+@models_arguments
 @click.option("--version", "version", help="Only this version (with exactly one MODEL).")
 @click.pass_obj
 def verify(obj: Context, models: tuple[str, ...], all_models: bool, version: str | None) -> None:
@@ -26,14 +26,14 @@ def verify(obj: Context, models: tuple[str, ...], all_models: bool, version: str
     unpacks, and the package's model, loaded with mlflow.pyfunc, predicts on the version's input
     example exactly what the MLflow version predicts.
     """
-    selection = _selection(models, all_models)
-    if version is not None and (selection is None or len(selection) != 1):
+    chosen = selection(models, all_models)
+    if version is not None and (chosen is None or len(chosen) != 1):
         raise click.UsageError("--version needs exactly one MODEL")
-    with _errors():
+    with errors():
         settings = obj.settings()
         from ..sources.mlflow_serving import PyfuncRunner  # imports mlflow: only when verifying
 
-        report = Verifier(obj.engine(settings), PyfuncRunner()).verify(selection, version)
+        report = Verifier(obj.engine(settings), PyfuncRunner()).verify(chosen, version)
     if obj.output == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import click
 
+from .shell import Context, errors
 from .webhook_mlflow import DEFAULT_NAME, install_webhook, send_test_event
 from .webhook_payload import EVENTS
 from .webhook_signature import require_secret
-
-if TYPE_CHECKING:
-    from .cli import Context
 
 DEFAULT_PORT = 8000
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -60,15 +56,6 @@ def _duration(allow_zero: bool) -> Callable[[click.Context, click.Parameter, str
     return convert
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    """cli.py's errors-to-exit-codes, imported late because cli.py imports this module at its end."""
-    from .cli import _errors as shell_errors
-
-    with shell_errors():
-        yield
-
-
 def _events(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     """`--events a,b --events c` as (a, b, c); all of `EVENTS` when none is given."""
     events = tuple(e.strip() for value in values for e in value.split(",") if e.strip())
@@ -104,7 +91,7 @@ def serve(obj: Context, host: str, port: int, reconcile_every: float | None, dra
     """
     from .webhook import serve as run
 
-    with _errors():
+    with errors():
         settings = obj.settings()
         secret = require_secret(settings)
         settings.require_s3_prefix()
@@ -140,7 +127,7 @@ def webhook() -> None:
 @click.pass_obj
 def install(obj: Context, url: str, events: tuple[str, ...], name: str) -> None:
     """Create the webhook, or update it (URL, events, secret) when one with this name exists."""
-    with _errors():
+    with errors():
         installed = install_webhook(obj.settings(), url, events, name)
     action = "created" if installed.created else "updated"
     click.echo(f"{action} webhook {name!r} ({installed.webhook_id}): {url} on {', '.join(events)}")
@@ -152,7 +139,7 @@ def install(obj: Context, url: str, events: tuple[str, ...], name: str) -> None:
 @click.pass_obj
 def send_test(obj: Context, name: str, event: str | None) -> None:
     """Have MLflow send the webhook a signed example event; exit 1 unless the receiver accepts it."""
-    with _errors():
+    with errors():
         result = send_test_event(obj.settings(), name, event)
     if result.success:
         click.echo(f"delivered: HTTP {result.status} {result.body}".rstrip())
