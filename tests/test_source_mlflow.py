@@ -9,16 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +22,7 @@ import pytest
 from mlflow.data.numpy_dataset import from_numpy
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+from mlflow_server import free_port, mlflow_server
 from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.domain import Dataset
@@ -127,44 +121,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     yield Built(uri, root, bare_dir, experiment, a.info.run_id, b.info.run_id)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @pytest.fixture(scope="module")
 def server(built: Built) -> Iterator[str]:
     """A real `mlflow server` over the same SQLite registry: the REST path of every read."""
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", built.uri]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    log = built.root / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=built.root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not start:\n{log.read_text()}")
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        with suppress(ProcessLookupError):  # its own session: the server and any worker it spawned
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with mlflow_server(built.root) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
