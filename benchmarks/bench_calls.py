@@ -20,11 +20,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.config import load_settings
-from mlflow_sagemaker_registry.emulator import RegistryBackend, emulated_aws
+from mlflow_sagemaker_registry.emulator import WRITE_OPERATIONS, RegistryBackend, emulated_aws
 from mlflow_sagemaker_registry.wiring import connect
 
 MODEL = "bench model"
-WRITES = {"CreateModelPackageGroup", "CreateModelPackage", "UpdateModelPackage"}
 
 
 def register_versions(count: int) -> None:
@@ -48,7 +47,7 @@ def measure(backend: RegistryBackend, step: Callable[[], object]) -> Counter[str
 
 def report(label: str, counts: Counter[str], per: int) -> None:
     total = sum(counts.values())
-    writes = sum(n for op, n in counts.items() if op in WRITES)
+    writes = sum(n for op, n in counts.items() if op in WRITE_OPERATIONS)
     detail = ", ".join(f"{op} {n}" for op, n in sorted(counts.items()))
     print(f"{label:<34} {total:>5} calls ({writes} writes) = {total / per:.2f} per item   [{detail}]")
 

@@ -19,9 +19,10 @@ import boto3
 import mlflow
 import pytest
 from click.testing import CliRunner, Result
+from e2e_support import calls_since, mlsync, packages, writes
 from mlflow_models import AWKWARD_PARAMS, log_version
 
-from mlflow_sagemaker_registry.emulator import Call, EmulatorProcess
+from mlflow_sagemaker_registry.emulator import EmulatorProcess
 from mlflow_sagemaker_registry.mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS, group_name
 from mlflow_sagemaker_registry.triggers.cli import cli
 
@@ -31,13 +32,6 @@ BUCKET = "mlsync-e2e"
 CLASSIFIER = "iris classifier"
 REGRESSOR = "house_prices.regressor"
 METRICS = {"accuracy": 0.93, "f1_score": 0.91, "training_log_loss": float("nan"), "val_loss": 0.25}
-WRITES = {
-    "CreateModelPackageGroup",
-    "CreateModelPackage",
-    "UpdateModelPackage",
-    "DeleteModelPackage",
-    "AddTags",
-}
 
 
 @pytest.fixture(scope="module")
@@ -89,25 +83,6 @@ def env(emulator: EmulatorProcess, registry_dir: Path, monkeypatch: pytest.Monke
     if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
         s3.create_bucket(Bucket=BUCKET)
     return values
-
-
-def mlsync(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def packages(group: str) -> list[dict[str, Any]]:
-    sagemaker = boto3.client("sagemaker")
-    summaries = sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
-    return [sagemaker.describe_model_package(ModelPackageName=s["ModelPackageArn"]) for s in summaries]
-
-
-def calls_since(emulator: EmulatorProcess, mark: int) -> list[Call]:
-    """The SageMaker requests the emulator received after `mark` (a former `len(emulator.calls())`)."""
-    return emulator.calls()[mark:]
-
-
-def writes(calls: list[Call]) -> list[str]:
-    return [call.operation for call in calls if call.operation in WRITES]
 
 
 def read_json(s3_uri: str) -> Any:

@@ -22,9 +22,9 @@ from typing import Any
 import boto3
 import mlflow
 import pytest
+from e2e_support import calls_since, mlsync, packages, writes
 from mlflow_server import mlflow_server
 from sklearn.linear_model import LogisticRegression
-from test_e2e_push import calls_since, mlsync, writes
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
 from mlflow_sagemaker_registry.mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS, group_name
@@ -87,11 +87,7 @@ def settle() -> None:
 
 def approvals(model: str) -> dict[str, str]:
     """SageMaker's approval of each package of the model's group, by MLflow version."""
-    sagemaker = boto3.client("sagemaker")
-    summaries = sagemaker.list_model_packages(ModelPackageGroupName=group_name(model))[
-        "ModelPackageSummaryList"
-    ]
-    described = [sagemaker.describe_model_package(ModelPackageName=s["ModelPackageArn"]) for s in summaries]
+    described = packages(group_name(model))
     versions = [package["CustomerMetadataProperties"]["mlflow.version"] for package in described]
     assert len(versions) == len(set(versions)), f"a version was mirrored twice: {versions}"
     return {v: package["ModelApprovalStatus"] for v, package in zip(versions, described, strict=True)}

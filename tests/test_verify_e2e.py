@@ -19,7 +19,8 @@ import mlflow
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
+from e2e_support import mlsync
 from mlflow.pyfunc.model import PythonModel
 from recorded_calls import RecordedCalls
 from sklearn.linear_model import LogisticRegression
@@ -128,10 +129,6 @@ def env(emulator: EmulatorProcess, registry_dir: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("MLSYNC_S3_PREFIX", f"s3://{BUCKET}/mlsync")
     monkeypatch.chdir(registry_dir)
     mlflow.set_tracking_uri(f"sqlite:///{registry_dir / 'mlflow.db'}")
-
-
-def mlsync(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def package_of(model: str, version: str = "1") -> dict[str, Any]:

@@ -24,14 +24,13 @@ import boto3
 import mlflow
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from cryptography.fernet import Fernet
+from e2e_support import calls_since, mlsync
 from mlflow_server import mlflow_server
 from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
 from mlflow_sagemaker_registry.mapping import KEY_MODEL, TAG_PACKAGE_ARN, group_name
-from mlflow_sagemaker_registry.triggers.cli import cli
 from mlflow_sagemaker_registry.triggers.webhook import MAX_WAIT_SECONDS
 from mlflow_sagemaker_registry.triggers.webhook_process import ReceiverProcess
 from mlflow_sagemaker_registry.triggers.webhook_signature import signed_headers
@@ -94,10 +93,6 @@ def wait_until(condition: Callable[[], object], *, timeout: float = 30, what: st
         time.sleep(0.1)
 
 
-def mlsync(env: dict[str, str], *args: str) -> Any:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("webhooks")
@@ -123,7 +118,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ReceiverProcess(env, log_path=root / "serve.log") as receiver,
             pytest.MonkeyPatch.context() as patch,
         ):
-            installed = mlsync(env, "webhook", "install", "--url", f"{receiver.url}/webhook")
+            installed = mlsync("webhook", "install", "--url", f"{receiver.url}/webhook", env=env)
             assert installed.exit_code == 0, installed.output
             patch.setenv("MLFLOW_TRACKING_URI", mlflow_url)  # set_tracking_uri exports it; restored after
             mlflow.set_tracking_uri(mlflow_url)
@@ -241,7 +236,7 @@ def test_wrong_secret_is_refused_with_401_and_changes_nothing(
         status="DISABLED",
     )
     try:
-        tested = mlsync(stack.serve_env, "webhook", "test", "--name", "wrong-secret")
+        tested = mlsync("webhook", "test", "--name", "wrong-secret", env=stack.serve_env)
     finally:
         client.delete_webhook(other.webhook_id)
     assert tested.exit_code == 1
@@ -252,7 +247,7 @@ def test_wrong_secret_is_refused_with_401_and_changes_nothing(
 
     time.sleep(MAX_WAIT_SECONDS / 2)  # longer than a reconcile waits for quiet
     assert reconciles(stack) == runs and settled(stack)
-    assert stack.emulator.calls()[mark:] == []  # not even a read
+    assert calls_since(stack.emulator, mark) == []  # not even a read
     assert stack.approvals(model) == {"1": "PendingManualApproval"}
     # The same delivery, correctly signed, would have changed it.
     assert stack.receiver.post(body, signed(body))[0] == 202
@@ -319,7 +314,7 @@ def test_burst_of_200_alias_moves_costs_a_bounded_number_of_reconciles(
     runs = reconciles(stack) - before["reconciles"]["runs"]
     observed = [
         c
-        for c in stack.emulator.calls()[mark:]
+        for c in calls_since(stack.emulator, mark)
         if c.operation == "DescribeModelPackageGroup"
         and c.params["ModelPackageGroupName"] == group_name(model)
     ]
@@ -331,7 +326,7 @@ def test_burst_of_200_alias_moves_costs_a_bounded_number_of_reconciles(
     # Right final state: champion's version approved, and nothing left for a fresh reconcile to do.
     assert stack.approvals(model)["2"] == "Approved"
     assert stack.approvals(model)["1"] != "Approved"
-    plan = mlsync(stack.serve_env, "--output", "json", "plan", model)
+    plan = mlsync("--output", "json", "plan", model, env=stack.serve_env)
     assert json.loads(plan.output)["actions"] == [], plan.output
 
 
@@ -375,13 +370,15 @@ def test_install_again_updates_in_place_and_test_event_is_accepted(
 ) -> None:
     url = f"{stack.receiver.url}/webhook"
 
-    again = mlsync(stack.serve_env, "webhook", "install", "--url", url, "--events", "model_version.created")
-    tested = mlsync(stack.serve_env, "webhook", "test")
+    again = mlsync(
+        "webhook", "install", "--url", url, "--events", "model_version.created", env=stack.serve_env
+    )
+    tested = mlsync("webhook", "test", env=stack.serve_env)
 
     assert again.exit_code == 0 and again.output.startswith("updated webhook 'mlsync'"), again.output
     (hook,) = [h for h in client.list_webhooks() if h.name == "mlsync"]
     assert [str(e) for e in hook.events] == ["model_version.created"]
     assert tested.exit_code == 0, tested.output
     assert tested.output.startswith("delivered: HTTP 202")
-    restored = mlsync(stack.serve_env, "webhook", "install", "--url", url)
+    restored = mlsync("webhook", "install", "--url", url, env=stack.serve_env)
     assert restored.exit_code == 0, restored.output

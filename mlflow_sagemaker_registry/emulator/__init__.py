@@ -17,7 +17,7 @@ As a server (``python -m mlflow_sagemaker_registry.emulator --port N``), or star
         boto3.client("sagemaker", endpoint_url=emulator.url)
 """
 
-from .backend import DEFAULT_ACCOUNT_ID, Call, CallLog, RegistryBackend
+from .backend import DEFAULT_ACCOUNT_ID, WRITE_OPERATIONS, Call, CallLog, RegistryBackend
 from .inprocess import emulated_aws
 from .process import EmulatorProcess
 from .server import EmulatorApp, make_emulator_server
@@ -25,6 +25,7 @@ from .validation import validate_request
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
+    "WRITE_OPERATIONS",
     "Call",
     "CallLog",
     "EmulatorApp",

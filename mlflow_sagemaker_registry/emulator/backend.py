@@ -40,6 +40,18 @@ OPERATIONS: dict[str, _Operation] = {
     "ListTags": RegionRegistry.list_tags,
     "DeleteTags": RegionRegistry.delete_tags,
 }
+WRITE_OPERATIONS = frozenset(
+    {
+        "CreateModelPackageGroup",
+        "DeleteModelPackageGroup",
+        "CreateModelPackage",
+        "UpdateModelPackage",
+        "DeleteModelPackage",
+        "AddTags",
+        "DeleteTags",
+    }
+)
+"""The operations that change the registry; every other one in ``OPERATIONS`` only reads."""
 
 
 @dataclass(frozen=True)
