@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import subprocess
 import sys
 import urllib.request
+from contextlib import suppress
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from ..childprocess import ChildServer, stop_child
 from .backend import Call, CallLog
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding mlflow_sagemaker_registry/
 
 
-class EmulatorProcess(CallLog):
+class EmulatorProcess(ChildServer, CallLog):
     """A ``python -m mlflow_sagemaker_registry.emulator`` child serving on a loopback port."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 30.0) -> None:
@@ -52,7 +52,7 @@ class EmulatorProcess(CallLog):
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), env.get("PYTHONPATH")]))
         command = [sys.executable, "-m", "mlflow_sagemaker_registry.emulator"]
         command += ["--host", self.host, "--port", str(self.port)]
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+        self._process = self._spawn(command, env)
         try:
             self._url = self._read_url(self._process)
             self._control("GET", "health")
@@ -66,23 +66,8 @@ class EmulatorProcess(CallLog):
         process, self._process, self._url = self._process, None, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-    def __enter__(self) -> EmulatorProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
+        with suppress(subprocess.TimeoutExpired):  # it was killed, which is all a stop needs
+            stop_child(process, timeout=5)
 
     # -- the child's backend ------------------------------------------------------------------------
 
@@ -103,12 +88,5 @@ class EmulatorProcess(CallLog):
             answer: dict[str, Any] = json.load(response)
         return answer
 
-    def _read_url(self, process: subprocess.Popen[str]) -> str:
-        assert process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            ready = selector.select(self.startup_timeout)
-        line = process.stdout.readline() if ready else ""
-        if not line.startswith("listening on "):
-            raise RuntimeError(f"the emulator did not start (exit code {process.poll()}): {line!r}")
-        return line.removeprefix("listening on ").strip()
+    def _did_not_start(self, process: subprocess.Popen[str], line: str) -> str:
+        return f"the emulator did not start (exit code {process.poll()}): {line!r}"

@@ -11,7 +11,6 @@ choosing a free port and binding it. The child is the real command, signal handl
 from __future__ import annotations
 
 import json
-import selectors
 import signal
 import subprocess
 import sys
@@ -19,11 +18,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from ..childprocess import ChildServer, stop_child
 
-class ReceiverProcess:
+
+class ReceiverProcess(ChildServer):
     """`python -m mlflow_sagemaker_registry -v serve --host 127.0.0.1 --port 0 [args]` as a child.
 
     Args:
@@ -51,18 +51,13 @@ class ReceiverProcess:
     def start(self) -> str:
         """Start the child and return its URL once it listens."""
         with self.log_path.open("a") as log:
-            process = subprocess.Popen(
-                self.command, stdout=subprocess.PIPE, stderr=log, text=True, env=self.env
-            )
+            process = self._spawn(self.command, self.env, stderr=log)
         self._process = process
-        assert process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            line = process.stdout.readline() if selector.select(self.startup_timeout) else ""
-        if not line.startswith("listening on "):
+        try:
+            self.url = self._read_url(process)
+        except RuntimeError:
             self.stop(signal.SIGKILL)
-            raise RuntimeError(f"mlsync serve did not start: {line!r}; see {self.log_path}")
-        self.url = line.removeprefix("listening on ").strip()
+            raise
         return self.url
 
     def stop(self, how: signal.Signals = signal.SIGTERM) -> int | None:
@@ -70,13 +65,9 @@ class ReceiverProcess:
         process, self._process = self._process, None
         if process is None:
             return None
-        with process:  # closes its stdout
-            process.send_signal(how)
-            try:
-                return process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()  # a receiver that does not stop is a failure, never a hung test run
-                raise
+        # Killed after 60 s and TimeoutExpired raised: a receiver that does not stop is a failure, never a
+        # hung test run.
+        return stop_child(process, how, timeout=60)
 
     def health(self) -> dict[str, Any]:
         """The child's `GET /healthz`: delivery and reconcile counts."""
@@ -99,11 +90,5 @@ class ReceiverProcess:
             with error:
                 return error.code, json.load(error)
 
-    def __enter__(self) -> ReceiverProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _did_not_start(self, process: subprocess.Popen[str], line: str) -> str:
+        return f"mlsync serve did not start: {line!r}; see {self.log_path}"
