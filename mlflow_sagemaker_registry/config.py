@@ -31,6 +31,7 @@ MAX_S3_PREFIX = 256 - len("/documents/") - 64 - len(".json")
 # SageMaker's `EntityName`, the pattern of `ModelLifeCycle.Stage` (and of group names).
 ENTITY_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 ARTIFACT_MODES = frozenset({"copy", "reference"})
+ON_DELETE = frozenset({"reject", "delete"})
 INSTANCE_TYPE_PATTERN = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9-]+")
 APPROVAL_KEYS = frozenset({"stages", "aliases", "tag", "lifecycle_stages", "alias_lifecycle_stages"})
 
@@ -80,6 +81,7 @@ class Settings:
     image: str | None = None
     images: Mapping[str, str] = field(default_factory=dict)
     artifact_mode: str = "copy"
+    on_delete: str = "reject"
     realtime_instance_types: tuple[str, ...] = ()
     transform_instance_types: tuple[str, ...] = ()
     headline_metric: str | None = None
@@ -269,6 +271,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"artifact_mode {settings.artifact_mode!r}: use copy (package model.tar.gz into s3_prefix) or "
             "reference (serve models MLflow keeps in S3 from where they are, uncompressed)"
+        )
+    if settings.on_delete not in ON_DELETE:
+        raise ConfigError(
+            f"on_delete {settings.on_delete!r}: use reject (keep the packages of deleted MLflow versions, "
+            "Rejected) or delete (delete them from SageMaker)"
         )
     for name in sorted(_LISTS):
         for instance_type in getattr(settings, name):

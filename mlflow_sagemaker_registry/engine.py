@@ -26,6 +26,7 @@ from .mapping import (
 from .planner import (
     Action,
     CreatePackage,
+    DeletePackage,
     LinkVersion,
     Plan,
     RecordProblem,
@@ -124,25 +125,30 @@ class Engine:
         return rows
 
     def retire(self, name: str, versions: Sequence[str] = ()) -> Report:
-        """Reject the packages of MLflow versions that were deleted (every version of `name` when empty).
+        """Retire the packages of MLflow versions that were deleted (every version of `name` when empty).
 
         A reconcile reads only the versions that exist, so it cannot notice a deletion: the registry-store
-        plugin calls this when MLflow deletes versions or a model, or renames one. The packages stay in
-        SageMaker as history; Rejected is what stops a pipeline from deploying them. Packages already
-        Rejected, or mirrored from another registry, are left alone. An explicit deletion is not a mapping
-        rule gone wrong, so the safety threshold does not apply.
+        plugin calls this when MLflow deletes versions or a model, or renames one. By default
+        (`on_delete = "reject"`) the packages stay in SageMaker as history, Rejected, which stops a
+        pipeline from deploying them (packages already Rejected are left alone); `on_delete = "delete"`
+        deletes them. Packages mirrored from another registry are never touched. An explicit deletion is
+        not a mapping rule gone wrong, so the safety threshold does not apply.
         """
         listing = self.registry.list_group(group_name(name, self.settings.group_prefix))
         if listing is None:
             return Report()
+        delete = self.settings.on_delete == "delete"
         wanted = {identity_key(self.source.identity(), name, version) for version in versions}
         model_key = identity_key(self.source.identity(), name, "")[:2]
         actions: list[Action] = []
         for summary in listing.summaries:
-            if summary.approval is ApprovalStatus.REJECTED:
+            if summary.approval is ApprovalStatus.REJECTED and not delete:
                 continue
             identity = identity_of(self.registry.describe_package(summary.arn).customer_metadata)
             if identity is None or identity[:2] != model_key or (wanted and identity not in wanted):
+                continue
+            if delete:
+                actions.append(DeletePackage(summary.arn, name, identity[2]))
                 continue
             actions.append(
                 UpdatePackage(

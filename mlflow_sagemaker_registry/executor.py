@@ -16,7 +16,16 @@ from .config import Settings
 from .domain import Inference, PackageSpec
 from .errors import MlsyncError
 from .mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS, sync_status
-from .planner import Action, CreateGroup, CreatePackage, LinkVersion, Plan, RecordProblem, UpdatePackage
+from .planner import (
+    Action,
+    CreateGroup,
+    CreatePackage,
+    DeletePackage,
+    LinkVersion,
+    Plan,
+    RecordProblem,
+    UpdatePackage,
+)
 from .ports import Gateways
 from .staging import Stager
 
@@ -44,6 +53,7 @@ class Report:
     groups_created: list[str] = field(default_factory=list)
     packages_created: list[str] = field(default_factory=list)
     packages_updated: list[str] = field(default_factory=list)
+    packages_deleted: list[str] = field(default_factory=list)
     versions_linked: list[str] = field(default_factory=list)
     artifacts_uploaded: int = 0
     failures: list[Failure] = field(default_factory=list)
@@ -57,6 +67,7 @@ class Report:
             "groups_created": self.groups_created,
             "packages_created": self.packages_created,
             "packages_updated": self.packages_updated,
+            "packages_deleted": self.packages_deleted,
             "versions_linked": self.versions_linked,
             "artifacts_uploaded": self.artifacts_uploaded,
             "failures": [f.__dict__ for f in self.failures],
@@ -121,6 +132,9 @@ class Executor:
             self._source.set_version_tags(
                 action.model_name, action.version, {TAG_SYNC_STATUS: action.message}
             )
+        elif isinstance(action, DeletePackage):
+            self._registry.delete_package(action.arn)
+            report.packages_deleted.append(action.arn)
 
     def _create(self, spec: PackageSpec, report: Report) -> str:
         """Documents, then the artifact, then the package, then the MLflow back-link, in that order.
@@ -168,7 +182,9 @@ class Executor:
             log.error("could not record the failure on model %r version %s: %s", model, version, tag_exc)
 
 
-def _version_of(action: CreatePackage | UpdatePackage | LinkVersion | RecordProblem) -> tuple[str, str]:
+def _version_of(
+    action: CreatePackage | UpdatePackage | LinkVersion | RecordProblem | DeletePackage,
+) -> tuple[str, str]:
     if isinstance(action, CreatePackage):
         return action.spec.model_name, action.spec.version
     return action.model_name, action.version

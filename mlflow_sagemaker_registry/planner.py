@@ -143,7 +143,24 @@ class RecordProblem:
         }
 
 
-Action = CreateGroup | CreatePackage | UpdatePackage | LinkVersion | RecordProblem
+@dataclass(frozen=True)
+class DeletePackage:
+    """Delete the package of an MLflow version that was deleted (only with `on_delete = "delete"`)."""
+
+    arn: str
+    model_name: str
+    version: str
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "delete-package",
+            "arn": self.arn,
+            "model": self.model_name,
+            "version": self.version,
+        }
+
+
+Action = CreateGroup | CreatePackage | UpdatePackage | LinkVersion | RecordProblem | DeletePackage
 
 
 @dataclass(frozen=True)

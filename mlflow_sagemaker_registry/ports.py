@@ -74,6 +74,10 @@ class Registry(Protocol):
         """Create the versioned package with `spec.client_token`; return its ARN."""
         ...
 
+    def delete_package(self, arn: str) -> None:
+        """Delete one versioned package (its S3 documents and artifacts stay)."""
+        ...
+
     def update_package(
         self,
         arn: str,

@@ -129,6 +129,14 @@ class SageMakerRegistry:
         with aws_errors("CreateModelPackage", resource):
             return self._sm.create_model_package(**_create_request(spec, inference))["ModelPackageArn"]
 
+    def delete_package(self, arn: str) -> None:
+        """DeleteModelPackage; one already gone counts as deleted (a retried or concurrent delete)."""
+        try:
+            with aws_errors("DeleteModelPackage", arn):
+                self._sm.delete_model_package(ModelPackageName=arn)
+        except NotFoundError:
+            return
+
     def update_package(
         self,
         arn: str,

@@ -24,7 +24,16 @@ import click
 
 from ..engine import StatusRow
 from ..executor import Report
-from ..planner import Action, CreateGroup, CreatePackage, LinkVersion, Plan, RecordProblem, UpdatePackage
+from ..planner import (
+    Action,
+    CreateGroup,
+    CreatePackage,
+    DeletePackage,
+    LinkVersion,
+    Plan,
+    RecordProblem,
+    UpdatePackage,
+)
 from .shell import EXIT_FAILED, EXIT_PROBLEMS, Context, errors, models_arguments, selection
 from .verify_cli import verify
 from .webhook_cli import serve, webhook
@@ -137,7 +146,8 @@ def _print_push(result: Plan, report: Report, output: str) -> None:
         )
     click.echo(
         f"Applied: {len(report.groups_created)} groups and {len(report.packages_created)} packages created, "
-        f"{len(report.packages_updated)} packages updated, {len(report.versions_linked)} versions linked, "
+        f"{len(report.packages_updated)} packages updated, {len(report.packages_deleted)} deleted, "
+        f"{len(report.versions_linked)} versions linked, "
         f"{report.artifacts_uploaded} artifacts uploaded, {len(report.failures)} failures."
     )
 
@@ -167,6 +177,8 @@ def describe_action(action: Action) -> str:
         return f"~ package {action.model_name} v{action.version}: {'; '.join(changes)}"
     if isinstance(action, LinkVersion):
         return f"~ mlflow  {action.model_name} v{action.version}: tag {', '.join(sorted(action.tags))}"
+    if isinstance(action, DeletePackage):
+        return f"- package {action.model_name} v{action.version}: delete {action.arn}"
     return f"~ mlflow  {action.model_name} v{action.version}: record {action.message}"
 
 
