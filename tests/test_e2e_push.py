@@ -207,7 +207,7 @@ def test_concurrent_pushes_leave_one_package_per_version(
         for _ in range(2)
     ]
     outputs = [run.communicate(timeout=120)[0] for run in runs]
-    assert all(run.returncode == 0 for run in runs), outputs
+    assert all(run.returncode == 0 for run in runs), "\n".join(outputs)
     described = packages(group_name(name))
     assert sorted(p["CustomerMetadataProperties"]["mlflow.version"] for p in described) == ["1", "2", "3"]
 

@@ -250,6 +250,33 @@ def test_set_version_tags_writes_only_changed_values(
     }
 
 
+def test_a_tag_another_writer_set_first_is_not_a_failure(
+    source: MlflowSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client: Any = source._client
+    set_tag = client.set_model_version_tag
+
+    def lose_the_race(name: str, version: str, key: str, value: str) -> None:
+        set_tag(name, version, key, value)  # the other writer wins, then our insert collides
+        raise MlflowException("UNIQUE constraint failed: model_version_tags.key")
+
+    monkeypatch.setattr(client, "set_model_version_tag", lose_the_race)
+    source.set_version_tags(TAGGED, "1", {"mlsync.race": "synced"})
+
+    assert client.get_model_version(TAGGED, "1").tags["mlsync.race"] == "synced"
+
+
+def test_a_tag_that_keeps_failing_is_a_source_error(
+    source: MlflowSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: str) -> None:
+        raise MlflowException("database is locked")
+
+    monkeypatch.setattr(source._client, "set_model_version_tag", refuse)
+    with pytest.raises(SourceError, match="tagging model"):
+        source.set_version_tags(TAGGED, "1", {"mlsync.race": "other"})
+
+
 def test_identity_of_the_same_sqlite_file_is_the_same_from_any_spelling(
     built: Built, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,6 +56,9 @@ _PLUGIN_PREFIX = "mlsync+"
 _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 
 
+_TAG_ATTEMPTS = 3
+
+
 class MlflowSource:
     """An MLflow Model Registry reached through `mlflow.MlflowClient`.
 
@@ -172,10 +175,18 @@ class MlflowSource:
         if not tags:
             return
         with self._translate(f"tagging model {name!r} version {version}"):
-            current = self._client.get_model_version(name, version).tags or {}
-            for key, value in tags.items():
-                if current.get(key) != value:
-                    self._client.set_model_version_tag(name, version, key, value)
+            for attempt in range(_TAG_ATTEMPTS):
+                current = self._client.get_model_version(name, version).tags or {}
+                try:
+                    for key, value in tags.items():
+                        if current.get(key) != value:
+                            self._client.set_model_version_tag(name, version, key, value)
+                    return
+                except MlflowException:
+                    # Two writers of the same new tag (a push beside the plugin, two pushes) can collide
+                    # in SQL stores (a unique-key error for the loser); reading again settles it.
+                    if attempt == _TAG_ATTEMPTS - 1:
+                        raise
 
     def serving_environment(self) -> Mapping[str, str]:
         """The environment MLflow's pyfunc serving image expects (see `mlflow_serving.pyfunc_environment`)."""
