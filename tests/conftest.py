@@ -46,10 +46,17 @@ def _offline_aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
 
 @pytest.fixture
 def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh SQLite MLflow registry (artifacts beside it) as the process's tracking URI."""
+    """A fresh SQLite MLflow registry (artifacts beside it) as the process's tracking URI.
+
+    The active experiment another test chose (`mlflow.set_experiment` keeps it in a module global and
+    `MLFLOW_EXPERIMENT_ID`) does not exist here, so it is forgotten for the test.
+    """
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     yield uri
