@@ -22,10 +22,10 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.model import StructureShape
 
@@ -126,17 +126,7 @@ class RegionRegistry:
             and params.get("NameContains", "") in group.name
             and _created_within(group.fields, params)
         ]
-        sort_by = params.get("SortBy", "CreationTime")
-        chosen, token = page(
-            groups,
-            lambda group: _sort_key(group.fields, group.name, group.sequence, sort_by),
-            sort_by=sort_by,
-            descending=params.get("SortOrder") == "Descending",
-            max_results=params.get("MaxResults", DEFAULT_MAX_RESULTS),
-            next_token=params.get("NextToken"),
-        )
-        summaries = [_project(group.fields, "ModelPackageGroupSummary") for group in chosen]
-        return _with_token({"ModelPackageGroupSummaryList": summaries}, token)
+        return _listing(groups, lambda group: group.name, params, "ModelPackageGroupSummary")
 
     def delete_model_package_group(self, params: dict[str, Any]) -> dict[str, Any]:
         group = self._group(params["ModelPackageGroupName"])
@@ -220,17 +210,7 @@ class RegionRegistry:
             and status in (None, package.fields["ModelApprovalStatus"])
             and _created_within(package.fields, params)
         ]
-        sort_by = params.get("SortBy", "CreationTime")
-        chosen, token = page(
-            packages,
-            lambda package: _sort_key(package.fields, package.group_name, package.sequence, sort_by),
-            sort_by=sort_by,
-            descending=params.get("SortOrder") == "Descending",
-            max_results=params.get("MaxResults", DEFAULT_MAX_RESULTS),
-            next_token=params.get("NextToken"),
-        )
-        summaries = [_project(package.fields, "ModelPackageSummary") for package in chosen]
-        return _with_token({"ModelPackageSummaryList": summaries}, token)
+        return _listing(packages, lambda package: package.group_name, params, "ModelPackageSummary")
 
     def update_model_package(self, params: dict[str, Any]) -> dict[str, Any]:
         _, package = self._package(params["ModelPackageArn"])
@@ -384,11 +364,30 @@ def _created_within(fields: Mapping[str, Any], params: Mapping[str, Any]) -> boo
     return (after is None or created > after) and (before is None or created < before)
 
 
-def _sort_key(fields: Mapping[str, Any], name: str, sequence: int, sort_by: str) -> SortKey:
-    return (name if sort_by == "Name" else fields["CreationTime"].timestamp()), sequence
+_Record = TypeVar("_Record", _Group, _Package)
 
 
-def _with_token(answer: dict[str, Any], token: str | None) -> dict[str, Any]:
+def _listing(
+    records: list[_Record], name: Callable[[_Record], str], params: Mapping[str, Any], summary_shape: str
+) -> dict[str, Any]:
+    """One page of a List* answer: sorted by `SortBy` (`Name` or `CreationTime`, ties in creation order),
+    `MaxResults` long, with a `NextToken` when more remain; each record projected on `summary_shape`."""
+    sort_by = params.get("SortBy", "CreationTime")
+
+    def key(record: _Record) -> SortKey:
+        return (
+            name(record) if sort_by == "Name" else record.fields["CreationTime"].timestamp()
+        ), record.sequence
+
+    chosen, token = page(
+        records,
+        key,
+        sort_by=sort_by,
+        descending=params.get("SortOrder") == "Descending",
+        max_results=params.get("MaxResults", DEFAULT_MAX_RESULTS),
+        next_token=params.get("NextToken"),
+    )
+    answer: dict[str, Any] = {f"{summary_shape}List": [_project(r.fields, summary_shape) for r in chosen]}
     if token is not None:
         answer["NextToken"] = token
     return answer
