@@ -148,8 +148,7 @@ def _check_prefix_layout(spec: PackageSpec, url: str, files: tuple[str, ...]) ->
     fix = "fix the artifacts in S3, or set artifact_mode = copy to package them as model.tar.gz"
     if "MLmodel" not in files:
         raise MappingError(spec.model_name, spec.version, f"there is no MLmodel file under {url}", fix)
-    directories = {name.rsplit("/", 1)[0] for name in files if "/" in name}
-    directories |= {parent.rsplit("/", 1)[0] for parent in directories if "/" in parent}
+    directories = {name.rsplit("/", depth)[0] for name in files for depth in range(1, name.count("/") + 1)}
     for name in files:
         parts = name.split("/")
         if name in directories or any(

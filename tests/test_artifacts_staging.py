@@ -209,6 +209,7 @@ def test_reference_falls_back_to_copy_for_artifacts_outside_s3(model_dir: Path) 
         (["MLmodel", "code/"], "code/ cannot be deployed uncompressed"),
         (["MLmodel", "weights", "weights/part1"], "weights cannot be deployed uncompressed"),
         (["MLmodel", "a/b/c", "a/b"], "a/b cannot be deployed uncompressed"),
+        (["MLmodel", "a/b/c/d", "a"], "a cannot be deployed uncompressed"),
         (["MLmodel", "x" * 256], "cannot be deployed uncompressed"),
     ],
 )
