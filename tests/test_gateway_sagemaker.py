@@ -95,8 +95,8 @@ CONTAINER = Container(
 SERVED = Inference(CONTAINER, ("application/json", "text/csv"), ("application/json",))
 
 
-def test_observe_missing_group_is_none(registry: SageMakerRegistry) -> None:
-    assert registry.observe_group("no-such-group") is None
+def test_listing_a_missing_group_is_none(registry: SageMakerRegistry) -> None:
+    assert registry.list_group("no-such-group") is None
 
 
 def test_create_group_sends_description_and_sorted_tags(
@@ -111,7 +111,7 @@ def test_create_group_sends_description_and_sorted_tags(
             "Tags": [{"Key": "mlflow.model", "Value": "churn"}, {"Key": "team", "Value": "risk"}],
         }
     ]
-    assert registry.observe_group(GROUP) == ObservedGroup(GROUP, "Churn model", ())
+    assert registry.list_group(GROUP) == GroupListing(GROUP, "Churn model", ())
 
 
 def test_create_group_that_already_exists_succeeds_quietly(
@@ -225,10 +225,11 @@ def test_create_is_one_call_and_sends_no_approval_description(
 def test_created_package_is_observed(registry: SageMakerRegistry, group: str) -> None:
     arn = registry.create_package(package_spec(), SERVED)
 
-    observed = registry.observe_group(group)
+    listing = registry.list_group(group)
 
-    assert observed is not None
-    (package,) = observed.packages
+    assert listing is not None
+    (summary,) = listing.summaries
+    package = registry.describe_package(summary.arn)
     # lifecycle is left out: moto drops ModelLifeCycle (its parsing is tested with a Stubber below).
     assert replace(package, lifecycle=None) == ObservedPackage(
         arn=arn,
@@ -327,7 +328,7 @@ def test_observe_reads_every_field_of_a_real_describe_answer(
     )
 
 
-def test_observe_pages_through_more_than_100_packages_sorted_by_version(
+def test_listing_pages_through_more_than_100_packages_sorted_by_version(
     registry: SageMakerRegistry, clients: AwsClients, group: str, calls: RecordedCalls
 ) -> None:
     for number in range(1, 106):
@@ -336,15 +337,15 @@ def test_observe_pages_through_more_than_100_packages_sorted_by_version(
             InferenceSpecification={"Containers": [{"Image": "image:1", "ModelDataUrl": f"s3://b/{number}"}]},
         )
 
-    observed = registry.observe_group(group)
+    listing = registry.list_group(group)
 
-    assert observed is not None
-    assert [package.package_version for package in observed.packages] == list(range(1, 106))
-    assert observed.packages[104].model_data_url == "s3://b/105"
+    assert listing is not None
+    assert [summary.package_version for summary in listing.summaries] == list(range(1, 106))
+    assert registry.describe_package(listing.summaries[104].arn).model_data_url == "s3://b/105"
     pages = calls.of("ListModelPackages")
     assert len(pages) == 2
     assert all(page["ModelPackageGroupName"] == group for page in pages)
-    assert len(calls.of("DescribeModelPackage")) == 105
+    assert len(calls.of("DescribeModelPackage")) == 1  # summaries need no describe
 
 
 def test_update_with_nothing_given_sends_nothing(registry: SageMakerRegistry, calls: RecordedCalls) -> None:

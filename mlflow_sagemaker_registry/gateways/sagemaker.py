@@ -19,7 +19,6 @@ from ..domain import (
     GroupSpec,
     Inference,
     Lifecycle,
-    ObservedGroup,
     ObservedPackage,
     PackageSpec,
     PackageSummary,
@@ -67,14 +66,6 @@ class SageMakerRegistry:
             description=group.get("ModelPackageGroupDescription", ""),
             summaries=tuple(summaries),
         )
-
-    def observe_group(self, group_name: str) -> ObservedGroup | None:
-        """The group with every package described in full (one DescribeModelPackage per package)."""
-        listing = self.list_group(group_name)
-        if listing is None:
-            return None
-        packages = tuple(self.describe_package(summary.arn) for summary in listing.summaries)
-        return ObservedGroup(listing.name, listing.description, packages)
 
     def _summaries(self, group_name: str) -> Iterator[PackageSummary]:
         """Every package of the group, across pages.
