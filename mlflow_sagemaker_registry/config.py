@@ -32,6 +32,8 @@ MAX_S3_PREFIX = 256 - len("/documents/") - 64 - len(".json")
 ENTITY_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 ARTIFACT_MODES = frozenset({"copy", "reference"})
 ON_DELETE = frozenset({"reject", "delete"})
+APPROVAL_CONFLICTS = frozenset({"sagemaker", "mlflow"})
+"""Who wins when MLflow and SageMaker both changed a version's approval since the last sync."""
 INSTANCE_TYPE_PATTERN = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9-]+")
 APPROVAL_KEYS = frozenset({"stages", "aliases", "tag", "lifecycle_stages", "alias_lifecycle_stages"})
 
@@ -89,6 +91,7 @@ class Settings:
     max_attempts: int = 10
     safety_min_existing: int = 10
     safety_max_fraction: float = 0.3
+    approval_conflicts: str = "sagemaker"
     approval: ApprovalRules = field(default_factory=ApprovalRules)
     # The HMAC key MLflow signs webhook deliveries with (`MLSYNC_WEBHOOK_SECRET`); kept out of repr so
     # that logging or printing settings never shows it.
@@ -284,6 +287,11 @@ def _validate(settings: Settings) -> None:
                     f"{name}: {instance_type!r} is not a SageMaker instance type (ml.<family>.<size>, "
                     "e.g. ml.m5.large)"
                 )
+    if settings.approval_conflicts not in APPROVAL_CONFLICTS:
+        raise ConfigError(
+            f"approval_conflicts {settings.approval_conflicts!r}: use sagemaker (a review made in SageMaker "
+            "wins over an MLflow change since the last sync) or mlflow (the MLflow mapping wins)"
+        )
     if settings.retry_mode not in {"standard", "adaptive", "legacy"}:
         raise ConfigError(f"retry_mode {settings.retry_mode!r}: use standard or adaptive")
     if settings.group_prefix and (

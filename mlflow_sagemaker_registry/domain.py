@@ -143,6 +143,11 @@ class ObservedPackage:
     quality_statistics_uri: str | None = None
     model_data_compressed: bool = True
     sample_payload_url: str | None = None
+    approval_description: str = ""
+    modified_by: str | None = None
+    modified_time: str | None = None
+    """Who last modified the package and when (ISO 8601, UTC): the reviewer, when a review was the last
+    change. Only DescribeModelPackage reports these; a package presumed from its summary has None."""
 
 
 @dataclass(frozen=True)

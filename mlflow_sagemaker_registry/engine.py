@@ -25,16 +25,16 @@ from .mapping import (
 )
 from .planner import (
     Action,
+    CreateGroup,
     CreatePackage,
     DeletePackage,
-    LinkVersion,
     Plan,
-    RecordProblem,
     UpdatePackage,
     plan_model,
     trusted_packages,
 )
 from .ports import Gateways
+from .rollback import plan_rollback
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class StatusRow:
     desired_approval: str | None
     in_sync: bool
     note: str = ""
+    conflict: str = ""
 
 
 class Engine:
@@ -63,12 +64,33 @@ class Engine:
         self.registry = gateways.registry
         self.storage = gateways.storage
 
-    def plan(self, names: Sequence[str] | None = None) -> Plan:
-        """The plan for `names` (every registered model when None); reads only."""
+    def plan(self, names: Sequence[str] | None = None, *, pull_only: bool = False) -> Plan:
+        """The plan for `names` (every registered model when None); reads only.
+
+        With `pull_only`, only the MLflow writes that record SageMaker-side approval changes (`pull`).
+        """
         plan = Plan()
         for name in self._names(names):
-            plan = plan + self._plan_one(name)[0]
+            plan = plan + self._plan_one(name, pull_only=pull_only)[0]
         return plan
+
+    def pull(
+        self, names: Sequence[str] | None = None, *, progress: Callable[[Action], None] | None = None
+    ) -> tuple[Plan, Report]:
+        """Record SageMaker's approval changes in MLflow; never writes to SageMaker."""
+        plan = self.plan(names, pull_only=True)
+        return plan, self.apply(plan, progress=progress)
+
+    def plan_rollback(self, name: str, to: str | None = None, reason: str = "") -> Plan:
+        """The plan of `mlsync rollback` (rollback.py); reads only.
+
+        Raises:
+            RollbackError: nothing is deployed, or the target is unknown (the message names the fix).
+        """
+        plan, model, observed = self._plan_one(name)
+        by_arn = {p.arn: p for p in observed.packages} if observed else {}
+        packages = {version: by_arn[arn] for _, version, arn in plan.matched}
+        return plan_rollback(model, packages, self.settings.approval, to=to, reason=reason)
 
     def push(
         self,
@@ -100,6 +122,7 @@ class Engine:
         matched = {version: arn for _, version, arn in plan.matched}
         pending = _versions_with_actions(plan.actions)
         problems = {p.version: str(p) for p in plan.problems}
+        conflicts = {c.version: c.message for c in plan.conflicts}
         rows = []
         for version in model.versions:
             package = by_arn.get(matched.get(version.version, ""))
@@ -120,6 +143,7 @@ class Engine:
                     desired_approval=desired,
                     in_sync=version.version not in pending and version.version not in problems,
                     note=problems.get(version.version, ""),
+                    conflict=conflicts.get(version.version, ""),
                 )
             )
         return rows
@@ -165,7 +189,9 @@ class Engine:
     def _names(self, names: Sequence[str] | None) -> list[str]:
         return list(names) if names else self.source.model_names()
 
-    def _plan_one(self, name: str) -> tuple[Plan, SourceModel, ObservedGroup | None]:
+    def _plan_one(
+        self, name: str, *, pull_only: bool = False
+    ) -> tuple[Plan, SourceModel, ObservedGroup | None]:
         model = self.source.read_model(name)
         source_id = self.source.identity()
         group = desired_group(model, self.settings)
@@ -176,7 +202,17 @@ class Engine:
             except MappingError as exc:
                 desired.append(exc)
         observed = self._observe(group.name, model, desired)
-        return plan_model(model, group, observed, desired, source_id), model, observed
+        plan = plan_model(
+            model,
+            group,
+            observed,
+            desired,
+            source_id,
+            approval_tag=self.settings.approval.tag,
+            conflicts=self.settings.approval_conflicts,
+            pull_only=pull_only,
+        )
+        return plan, model, observed
 
     def _observe(
         self, group_name: str, model: SourceModel, desired: Sequence[PackageSpec | MappingError]
@@ -199,6 +235,6 @@ def _versions_with_actions(actions: Sequence[Action]) -> set[str]:
     for action in actions:
         if isinstance(action, CreatePackage):
             versions.add(action.spec.version)
-        elif isinstance(action, (UpdatePackage, LinkVersion, RecordProblem)):
+        elif not isinstance(action, CreateGroup):
             versions.add(action.version)
     return versions

@@ -4,6 +4,7 @@
     ├── ConfigError              settings missing or malformed (exit code 2)
     ├── MappingError             an MLflow version cannot be mirrored as it is (names model, version, fix)
     ├── UnsafePlanError          a plan changes too many approvals at once; rerun with --force (exit code 3)
+    ├── RollbackError            `mlsync rollback` has nothing to roll back from, or no target (exit code 2)
     ├── SourceError              reading or tagging the MLflow registry failed
     └── GatewayError             a SageMaker or S3 call failed after botocore's retries
         └── NotFoundError        the group or package does not exist
@@ -39,6 +40,10 @@ class MappingError(MlsyncError):
 
 class UnsafePlanError(MlsyncError):
     """A plan would change the approval of many existing packages at once."""
+
+
+class RollbackError(MlsyncError):
+    """A rollback cannot be planned: nothing is deployed, or its target is unknown; the message says which."""
 
 
 class SourceError(MlsyncError):

@@ -9,22 +9,33 @@ the next push plans the same work again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from .config import Settings
-from .domain import Inference, PackageSpec
+from .domain import ApprovalStatus, Inference, PackageSpec
 from .errors import MlsyncError
-from .mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS, sync_status
+from .mapping import (
+    MAX_TAG_VALUE,
+    TAG_APPROVED_AT,
+    TAG_PACKAGE_ARN,
+    TAG_SYNC_STATUS,
+    TAG_SYNCED_APPROVAL,
+    sync_status,
+)
 from .planner import (
     Action,
     CreateGroup,
     CreatePackage,
     DeletePackage,
     LinkVersion,
+    MoveAlias,
     Plan,
+    PullApproval,
     RecordProblem,
     UpdatePackage,
+    VersionAction,
 )
 from .ports import Gateways
 from .staging import Stager
@@ -55,6 +66,8 @@ class Report:
     packages_updated: list[str] = field(default_factory=list)
     packages_deleted: list[str] = field(default_factory=list)
     versions_linked: list[str] = field(default_factory=list)
+    approvals_pulled: list[str] = field(default_factory=list)
+    aliases_moved: list[str] = field(default_factory=list)
     artifacts_uploaded: int = 0
     failures: list[Failure] = field(default_factory=list)
 
@@ -69,6 +82,8 @@ class Report:
             "packages_updated": self.packages_updated,
             "packages_deleted": self.packages_deleted,
             "versions_linked": self.versions_linked,
+            "approvals_pulled": self.approvals_pulled,
+            "aliases_moved": self.aliases_moved,
             "artifacts_uploaded": self.artifacts_uploaded,
             "failures": [f.__dict__ for f in self.failures],
         }
@@ -124,10 +139,20 @@ class Executor:
                 metadata_remove=action.metadata_remove,
             )
             report.packages_updated.append(action.arn)
+        elif (action.model_name, action.version) in failed_versions:
+            # What MLflow records follows what SageMaker holds: after a failed write, the next run decides.
+            return
         elif isinstance(action, LinkVersion):
-            if (action.model_name, action.version) not in failed_versions:
-                self._source.set_version_tags(action.model_name, action.version, action.tags)
-                report.versions_linked.append(f"{action.model_name}/{action.version}")
+            tags = _stamped(action.tags, action.stamp_approved)
+            self._source.set_version_tags(action.model_name, action.version, tags)
+            report.versions_linked.append(f"{action.model_name}/{action.version}")
+        elif isinstance(action, PullApproval):
+            tags = _stamped(action.tags, action.stamp_approved)
+            self._source.set_version_tags(action.model_name, action.version, tags)
+            report.approvals_pulled.append(f"{action.model_name}/{action.version}")
+        elif isinstance(action, MoveAlias):
+            self._source.set_alias(action.model_name, action.alias, action.version)
+            report.aliases_moved.append(f"{action.model_name}@{action.alias}")
         elif isinstance(action, RecordProblem):
             self._source.set_version_tags(
                 action.model_name, action.version, {TAG_SYNC_STATUS: action.message}
@@ -146,9 +171,9 @@ class Executor:
             self._storage.put_document(document)
         served = self._stage(spec, report)
         arn = self._registry.create_package(spec, served)
-        self._source.set_version_tags(
-            spec.model_name, spec.version, {TAG_PACKAGE_ARN: arn, TAG_SYNC_STATUS: sync_status(spec)}
-        )
+        tags = {TAG_PACKAGE_ARN: arn, TAG_SYNC_STATUS: sync_status(spec), TAG_SYNCED_APPROVAL: spec.approval}
+        stamp = spec.approval is ApprovalStatus.APPROVED
+        self._source.set_version_tags(spec.model_name, spec.version, _stamped(tags, stamp))
         return arn
 
     def _stage(self, spec: PackageSpec, report: Report) -> Inference:
@@ -177,14 +202,19 @@ class Executor:
         report.failures.append(Failure(model, version, name, str(exc)))
         log.error("model %r version %s: %s failed: %s", model, version, name, exc)
         try:
-            self._source.set_version_tags(model, version, {TAG_SYNC_STATUS: f"failed: {exc}"[:5000]})
+            self._source.set_version_tags(model, version, {TAG_SYNC_STATUS: f"failed: {exc}"[:MAX_TAG_VALUE]})
         except MlsyncError as tag_exc:
             log.error("could not record the failure on model %r version %s: %s", model, version, tag_exc)
 
 
-def _version_of(
-    action: CreatePackage | UpdatePackage | LinkVersion | RecordProblem | DeletePackage,
-) -> tuple[str, str]:
+def _version_of(action: VersionAction) -> tuple[str, str]:
     if isinstance(action, CreatePackage):
         return action.spec.model_name, action.spec.version
     return action.model_name, action.version
+
+
+def _stamped(tags: Mapping[str, str], stamp_approved: bool) -> dict[str, str]:
+    """`tags`, plus `mlsync.approved_at` = now (UTC, ISO 8601) when the version has just become Approved."""
+    if not stamp_approved:
+        return dict(tags)
+    return {**tags, TAG_APPROVED_AT: datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -47,6 +47,7 @@ MAX_METADATA_ENTRIES = 50
 MAX_METADATA_KEY = 128
 MAX_METADATA_VALUE = 256
 MAX_DESCRIPTION = 1024
+MAX_APPROVAL_DESCRIPTION = 1024  # `ApprovalDescription`, pattern `.*` (no line breaks)
 ENCODED_PREFIX = "b64:"
 
 # Metadata keys mlsync owns. Keys outside these prefixes (added by hand in SageMaker) are never removed.
@@ -252,7 +253,12 @@ def settle_approval(
     if desired is not ApprovalStatus.PENDING or current is ApprovalStatus.PENDING:
         return desired, lifecycle
     settled = ApprovalStatus.REJECTED
-    return settled, Lifecycle(lifecycle.stage, _LIFECYCLE_STATUS[settled]) if lifecycle else None
+    return settled, lifecycle_for(lifecycle, settled)
+
+
+def lifecycle_for(lifecycle: Lifecycle | None, status: ApprovalStatus) -> Lifecycle | None:
+    """`lifecycle` with the StageStatus that goes with `status` (the stage is the mapping's)."""
+    return Lifecycle(lifecycle.stage, _LIFECYCLE_STATUS[status]) if lifecycle else None
 
 
 def _parse_status(value: str, version: SourceVersion, tag: str) -> ApprovalStatus:
@@ -468,7 +474,7 @@ def desired_package(version: SourceVersion, group: str, source_id: str, settings
         run_document=run_document,
         quality_statistics=make_document(prefix, statistics) if statistics else None,
         artifact_uri=version.artifact_uri,
-        approval_reason=f"mlsync: {decision.reason}"[:1024],
+        approval_reason=f"mlsync: {decision.reason}"[:MAX_APPROVAL_DESCRIPTION],
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .approval_merge import MLFLOW, ApprovalMerge, Outcome, merge_approval
 from .domain import (
     ApprovalStatus,
     Document,
@@ -32,15 +33,24 @@ from .errors import MappingError, UnsafePlanError
 from .mapping import (
     KEY_DOCUMENT,
     KEY_SERVER,
+    MAX_APPROVAL_DESCRIPTION,
+    MAX_TAG_VALUE,
     SYNCED,
+    TAG_APPROVAL_CONFLICT,
     TAG_PACKAGE_ARN,
+    TAG_REVIEW_BY,
+    TAG_REVIEW_DESCRIPTION,
+    TAG_REVIEW_TIME,
     TAG_SYNC_STATUS,
+    TAG_SYNCED_APPROVAL,
     identity_key,
     identity_of,
     owned_keys,
-    settle_approval,
     sync_status,
 )
+
+DEFAULT_APPROVAL_TAG = "sagemaker.approval"
+DEFAULT_CONFLICTS = "sagemaker"
 
 
 @dataclass(frozen=True)
@@ -111,11 +121,16 @@ class UpdatePackage:
 
 @dataclass(frozen=True)
 class LinkVersion:
-    """Write the back-link tags (package ARN, sync status) on the MLflow version."""
+    """Write the back-link tags (package ARN, sync status, synced approval) on the MLflow version.
+
+    `stamp_approved`: the version has just become Approved; the executor adds `mlsync.approved_at` with
+    the time it writes, the record `mlsync rollback` goes back by.
+    """
 
     model_name: str
     version: str
     tags: Mapping[str, str]
+    stamp_approved: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -123,6 +138,54 @@ class LinkVersion:
             "model": self.model_name,
             "version": self.version,
             "tags": dict(self.tags),
+            "stamp_approved": self.stamp_approved,
+        }
+
+
+@dataclass(frozen=True)
+class PullApproval:
+    """Write a SageMaker approval into MLflow: the approval tag (so the mapping then agrees), why, who
+    and when, and last the synced approval (a crash before it leaves the pull to be done again).
+
+    `wanted` is what the MLflow mapping gave before the pull.
+    """
+
+    model_name: str
+    version: str
+    arn: str
+    approval: ApprovalStatus
+    wanted: ApprovalStatus
+    tags: Mapping[str, str]
+    stamp_approved: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "pull-approval",
+            "model": self.model_name,
+            "version": self.version,
+            "arn": self.arn,
+            "approval": {"from": self.wanted.value, "to": self.approval.value},
+            "tags": dict(self.tags),
+            "stamp_approved": self.stamp_approved,
+        }
+
+
+@dataclass(frozen=True)
+class MoveAlias:
+    """Point an MLflow alias at another version (a rollback moves the approval alias to its target)."""
+
+    model_name: str
+    version: str
+    alias: str
+    previous: str
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "move-alias",
+            "model": self.model_name,
+            "version": self.version,
+            "alias": self.alias,
+            "from": self.previous,
         }
 
 
@@ -160,7 +223,11 @@ class DeletePackage:
         }
 
 
-Action = CreateGroup | CreatePackage | UpdatePackage | LinkVersion | RecordProblem | DeletePackage
+VersionAction = (
+    CreatePackage | UpdatePackage | LinkVersion | PullApproval | MoveAlias | RecordProblem | DeletePackage
+)
+"""The actions about one MLflow version."""
+Action = CreateGroup | VersionAction
 
 
 @dataclass(frozen=True)
@@ -184,6 +251,44 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class Conflict:
+    """MLflow and SageMaker both changed a version's approval since the last sync, to different values.
+
+    `winner` is the side `approval_conflicts` chose; the conflict is also recorded on the MLflow version
+    (`mlsync.approval_conflict`).
+    """
+
+    model_name: str
+    version: str
+    arn: str
+    base: ApprovalStatus | None
+    mlflow: ApprovalStatus
+    sagemaker: ApprovalStatus
+    winner: str
+
+    @property
+    def message(self) -> str:
+        """The record written on the MLflow version, and the line `plan` and `status` print."""
+        kept = self.mlflow if self.winner == MLFLOW else self.sagemaker
+        return (
+            f"both sides changed since the last sync ({_value(self.base)}): MLflow wants "
+            f"{self.mlflow.value}, SageMaker has {self.sagemaker.value}; "
+            f"approval_conflicts = {self.winner} keeps {kept.value}"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "version": self.version,
+            "arn": self.arn,
+            "base": _value(self.base),
+            "mlflow": self.mlflow.value,
+            "sagemaker": self.sagemaker.value,
+            "winner": self.winner,
+        }
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a push would do, in the order it would do it."""
 
@@ -192,6 +297,7 @@ class Plan:
     problems: tuple[MappingError, ...] = ()
     matched: tuple[tuple[str, str, str], ...] = ()
     """(model, version, package ARN) of every version that already has its package."""
+    conflicts: tuple[Conflict, ...] = ()
 
     def __add__(self, other: Plan) -> Plan:
         groups = [a for a in (*self.actions, *other.actions) if isinstance(a, CreateGroup)]
@@ -201,6 +307,7 @@ class Plan:
             drift=(*self.drift, *other.drift),
             problems=(*self.problems, *other.problems),
             matched=(*self.matched, *other.matched),
+            conflicts=(*self.conflicts, *other.conflicts),
         )
 
     @property
@@ -248,6 +355,7 @@ class Plan:
                 {"model": p.model_name, "version": p.version, "problem": p.problem, "fix": p.fix}
                 for p in self.problems
             ],
+            "conflicts": [c.describe() for c in self.conflicts],
             "existing_packages": self.existing,
         }
 
@@ -262,26 +370,46 @@ def plan_model(
     observed: ObservedGroup | None,
     desired: Sequence[PackageSpec | MappingError],
     source_id: str,
+    *,
+    approval_tag: str = DEFAULT_APPROVAL_TAG,
+    conflicts: str = DEFAULT_CONFLICTS,
+    pull_only: bool = False,
 ) -> Plan:
-    """Plan one registered model: `desired[i]` is the mapping of `model.versions[i]` (or why it failed)."""
+    """Plan one registered model: `desired[i]` is the mapping of `model.versions[i]` (or why it failed).
+
+    Approval is merged three ways (approval_merge.py); `conflicts` is the `approval_conflicts` policy and
+    `approval_tag` the MLflow tag a pull writes. With `pull_only` (`mlsync pull`) the plan writes only
+    MLflow: the pulls of SageMaker-side approval changes, nothing else.
+    """
     packages = observed.packages if observed else ()
-    actions: list[Action] = [] if observed else [CreateGroup(group)]
+    actions: list[Action] = [] if observed or pull_only else [CreateGroup(group)]
     drift: list[Drift] = []
     problems: list[MappingError] = []
     matched: list[tuple[str, str, str]] = []
+    found: list[Conflict] = []
     for version, spec in zip(model.versions, desired, strict=True):
         if isinstance(spec, MappingError):
             problems.append(spec)
-            status = f"failed: {spec}"[:5000]
-            if version.tags.get(TAG_SYNC_STATUS) != status:
+            status = f"failed: {spec}"[:MAX_TAG_VALUE]
+            if version.tags.get(TAG_SYNC_STATUS) != status and not pull_only:
                 actions.append(RecordProblem(version.model_name, version.version, status))
             continue
         matches = _matches(version, packages, source_id)
         if not matches:
-            actions.append(CreatePackage(spec))
+            if not pull_only:
+                actions.append(CreatePackage(spec))
             continue
         package = matches[0]
         matched.append((version.model_name, version.version, package.arn))
+        merge = merge_approval(
+            spec.approval, spec.lifecycle, package.approval, synced_approval(version), conflicts
+        )
+        conflict = _conflict(spec, package, merge, conflicts)
+        found.extend([conflict] if conflict else [])
+        pull = _pull(version, package, merge, approval_tag, conflict)
+        if pull_only:
+            actions.extend([pull] if pull else [])
+            continue
         version_drift = [
             Drift(
                 version.model_name,
@@ -294,13 +422,75 @@ def plan_model(
         ]
         version_drift.extend(_drift(spec, package))
         drift.extend(version_drift)
-        update = _update(spec, package)
-        if update is not None:
-            actions.append(update)
+        update = _update(spec, package, merge)
+        actions.extend(action for action in (pull, update) if action is not None)
         link = {TAG_PACKAGE_ARN: package.arn, TAG_SYNC_STATUS: _link_status(spec, version_drift)}
+        if pull is None:
+            # After a pull the synced approval is the pull's to write, after the approval tag.
+            link |= _conflict_tags(conflict) | {TAG_SYNCED_APPROVAL: merge.result.value}
         if any(version.tags.get(k) != v for k, v in link.items()):
-            actions.append(LinkVersion(version.model_name, version.version, link))
-    return Plan(tuple(actions), tuple(drift), tuple(problems), tuple(matched))
+            stamp = pull is None and _becomes_approved(merge)
+            actions.append(LinkVersion(version.model_name, version.version, link, stamp))
+    return Plan(tuple(actions), tuple(drift), tuple(problems), tuple(matched), tuple(found))
+
+
+def synced_approval(version: SourceVersion) -> ApprovalStatus | None:
+    """The approval recorded at the version's last sync (the merge's base); None when there is none."""
+    try:
+        return ApprovalStatus(version.tags.get(TAG_SYNCED_APPROVAL, ""))
+    except ValueError:
+        return None
+
+
+def _becomes_approved(merge: ApprovalMerge) -> bool:
+    return merge.result is ApprovalStatus.APPROVED and merge.base is not ApprovalStatus.APPROVED
+
+
+def _conflict(
+    spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge, policy: str
+) -> Conflict | None:
+    if not merge.conflict:
+        return None
+    return Conflict(
+        spec.model_name, spec.version, package.arn, merge.base, merge.mlflow, merge.sagemaker, policy
+    )
+
+
+def _conflict_tags(conflict: Conflict | None) -> dict[str, str]:
+    return {TAG_APPROVAL_CONFLICT: conflict.message[:MAX_TAG_VALUE]} if conflict else {}
+
+
+def _pull(
+    version: SourceVersion,
+    package: ObservedPackage,
+    merge: ApprovalMerge,
+    approval_tag: str,
+    conflict: Conflict | None,
+) -> PullApproval | None:
+    """The MLflow tags that record a SageMaker-side approval change, or None when there is none.
+
+    The review's description, author and time are written when SageMaker reports them; a tag left from
+    an earlier review is blanked rather than left to describe this one.
+    """
+    if merge.outcome is not Outcome.PULL:
+        return None
+    review = {
+        TAG_REVIEW_DESCRIPTION: package.approval_description,
+        TAG_REVIEW_BY: package.modified_by or "",
+        TAG_REVIEW_TIME: package.modified_time or "",
+    }
+    tags = {approval_tag: merge.result.value}
+    tags |= {k: v[:MAX_TAG_VALUE] for k, v in review.items() if v or k in version.tags}
+    tags |= _conflict_tags(conflict) | {TAG_SYNCED_APPROVAL: merge.result.value}
+    return PullApproval(
+        version.model_name,
+        version.version,
+        package.arn,
+        merge.result,
+        merge.mlflow,
+        tags,
+        _becomes_approved(merge),
+    )
 
 
 def _link_status(spec: PackageSpec, drift: Sequence[Drift]) -> str:
@@ -329,6 +519,10 @@ def trusted_packages(
         if isinstance(spec, MappingError) or summary is None:
             continue
         if version.tags.get(TAG_SYNC_STATUS) != sync_status(spec):
+            continue
+        # A package whose approval moved since the last sync may be pulled: the pull needs the review's
+        # description, author and time, which only DescribeModelPackage reports.
+        if synced_approval(version) is not summary.approval:
             continue
         trusted[summary.arn] = ObservedPackage(
             arn=summary.arn,
@@ -367,10 +561,9 @@ def _same_version(package: ObservedPackage, key: tuple[str, str, str]) -> bool:
     return identity is None or identity[1:] == key[1:]
 
 
-def _update(spec: PackageSpec, package: ObservedPackage) -> UpdatePackage | None:
-    status, settled_lifecycle = settle_approval(spec.approval, spec.lifecycle, package.approval)
-    approval = status if status != package.approval else None
-    lifecycle = settled_lifecycle if settled_lifecycle not in (None, package.lifecycle) else None
+def _update(spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge) -> UpdatePackage | None:
+    approval = merge.result if merge.result != package.approval else None
+    lifecycle = merge.lifecycle if merge.lifecycle not in (None, package.lifecycle) else None
     metadata_set = {
         k: v
         for k, v in spec.customer_metadata.items()
@@ -385,7 +578,7 @@ def _update(spec: PackageSpec, package: ObservedPackage) -> UpdatePackage | None
         version=spec.version,
         approval=approval,
         previous_approval=package.approval if approval else None,
-        approval_reason=_reason(spec, status) if approval else "",
+        approval_reason=_reason(spec, merge) if approval else "",
         lifecycle=lifecycle,
         metadata_set=metadata_set,
         metadata_remove=remove,
@@ -393,12 +586,16 @@ def _update(spec: PackageSpec, package: ObservedPackage) -> UpdatePackage | None
     )
 
 
-def _reason(spec: PackageSpec, status: ApprovalStatus) -> str:
-    if status == spec.approval:
-        return spec.approval_reason
-    return f"{spec.approval_reason}; was Approved and SageMaker has no way back to PendingManualApproval"[
-        :1024
-    ]
+def _reason(spec: PackageSpec, merge: ApprovalMerge) -> str:
+    """The `ApprovalDescription` of a pushed approval: the mapping's rule, and why it differs if it does."""
+    notes = []
+    if merge.result != spec.approval:
+        notes.append("was Approved and SageMaker has no way back to PendingManualApproval")
+    if merge.conflict:
+        notes.append(
+            f"overrides a change to {merge.sagemaker.value} in SageMaker (approval_conflicts = mlflow)"
+        )
+    return "; ".join([spec.approval_reason, *notes])[:MAX_APPROVAL_DESCRIPTION]
 
 
 def _drift(spec: PackageSpec, package: ObservedPackage) -> list[Drift]:

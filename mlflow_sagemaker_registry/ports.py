@@ -47,7 +47,11 @@ class Source(Protocol):
         ...
 
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
-        """Set tags on one model version (the back-link and the sync status; nothing else is written)."""
+        """Set tags on one model version (back-links, sync records, pulled approvals; nothing else)."""
+        ...
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Point a registered model's alias at a version (only `mlsync rollback` moves aliases)."""
         ...
 
     def serving_environment(self) -> Mapping[str, str]:

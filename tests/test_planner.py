@@ -29,6 +29,7 @@ from mlflow_sagemaker_registry.mapping import (
     KEY_VERSION,
     TAG_PACKAGE_ARN,
     TAG_SYNC_STATUS,
+    TAG_SYNCED_APPROVAL,
     desired_group,
     desired_package,
     sync_status,
@@ -46,6 +47,7 @@ from mlflow_sagemaker_registry.planner import (
 )
 
 SOURCE = "sqlite:////srv/mlflow.db"
+PENDING = ApprovalStatus.PENDING.value
 SETTINGS = Settings(s3_prefix="s3://bucket/mlsync")
 MODEL = "churn"
 
@@ -58,8 +60,15 @@ def version(number: int | str, **fields: Any) -> SourceVersion:
     return SourceVersion(**{"model_name": MODEL, "version": str(number), **fields})
 
 
-def linked(v: SourceVersion, package_arn: str) -> SourceVersion:
-    return replace(v, tags={**v.tags, TAG_PACKAGE_ARN: package_arn, TAG_SYNC_STATUS: sync_status(spec_of(v))})
+def linked(v: SourceVersion, package_arn: str, synced: ApprovalStatus | None = None) -> SourceVersion:
+    """`v` as mlsync leaves it after a sync: back-linked, with the approval it synced (default: its own)."""
+    spec = spec_of(v)
+    tags = {
+        TAG_PACKAGE_ARN: package_arn,
+        TAG_SYNC_STATUS: sync_status(spec),
+        TAG_SYNCED_APPROVAL: (synced or spec.approval).value,
+    }
+    return replace(v, tags={**v.tags, **tags})
 
 
 def spec_of(v: SourceVersion, source: str = SOURCE) -> PackageSpec:
@@ -150,7 +159,7 @@ def test_a_package_is_adopted_by_its_metadata_identity_after_a_crash_before_tagg
     v = version(1)
     plan = plan_for([v], [created(spec_of(v), 1)])
     assert plan.actions == (
-        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: sync_status(spec_of(v))}),
+        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: sync_status(spec_of(v)), TAG_SYNCED_APPROVAL: PENDING}),
     )
     assert plan.matched == ((MODEL, "1", arn(1)),)
 
@@ -162,7 +171,7 @@ def test_identity_matching_ignores_the_package_number_and_the_arn_tag() -> None:
     plan = plan_for([replace(v, tags={TAG_PACKAGE_ARN: arn(9)})], [package])
     assert plan.matched == ((MODEL, "1", arn(5)),)
     assert plan.actions == (
-        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(5), TAG_SYNC_STATUS: sync_status(spec_of(v))}),
+        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(5), TAG_SYNC_STATUS: sync_status(spec_of(v)), TAG_SYNCED_APPROVAL: PENDING}),
     )
 
 
@@ -206,7 +215,7 @@ def test_a_package_without_identity_is_adopted_through_the_versions_arn_tag() ->
     assert update.metadata_remove == ()
     assert update.documents == (spec.run_document,)
     assert plan.actions[1] == LinkVersion(
-        MODEL, "1", {TAG_PACKAGE_ARN: arn(3), TAG_SYNC_STATUS: sync_status(spec)}
+        MODEL, "1", {TAG_PACKAGE_ARN: arn(3), TAG_SYNC_STATUS: sync_status(spec), TAG_SYNCED_APPROVAL: PENDING}
     )
     assert len(plan.actions) == 2
 
@@ -232,7 +241,7 @@ def test_duplicates_are_drift_and_the_lowest_package_version_is_kept() -> None:
     packages = [created(spec, 4), created(spec, 2), created(spec, 9)]
     plan = plan_for([linked(v, arn(2))], packages)
     assert plan.matched == ((MODEL, "1", arn(2)),)
-    link = {TAG_PACKAGE_ARN: arn(2), TAG_SYNC_STATUS: "synced with drift in duplicate"}
+    link = {TAG_PACKAGE_ARN: arn(2), TAG_SYNC_STATUS: "synced with drift in duplicate", TAG_SYNCED_APPROVAL: PENDING}
     assert plan.actions == (LinkVersion(MODEL, "1", link),)
     assert plan.drift == (
         Drift(MODEL, "1", arn(4), "duplicate", f"also mirrored as {arn(2)}; delete the extra package"),
@@ -247,7 +256,7 @@ def test_an_approval_change_updates_approval_with_its_reason_only() -> None:
     v = version(1, aliases=("champion",))
     spec = spec_of(v)
     package = created(spec, 1, approval=ApprovalStatus.PENDING)
-    plan = plan_for([linked(v, arn(1))], [package])
+    plan = plan_for([linked(v, arn(1), synced=ApprovalStatus.PENDING)], [package])
     assert plan.actions == (
         UpdatePackage(
             arn=arn(1),
@@ -257,6 +266,7 @@ def test_an_approval_change_updates_approval_with_its_reason_only() -> None:
             previous_approval=ApprovalStatus.PENDING,
             approval_reason="mlsync: alias @champion",
         ),
+        LinkVersion(MODEL, "1", dict(linked(v, arn(1)).tags), stamp_approved=True),
     )
     assert plan.approval_changes == 1
 
@@ -269,7 +279,7 @@ def test_an_approved_package_falling_back_to_pending_is_rejected() -> None:
     package = created(
         spec, 1, approval=ApprovalStatus.APPROVED, lifecycle=Lifecycle("Production", "Approved")
     )
-    plan = plan_for([linked(v, arn(1))], [package])
+    plan = plan_for([linked(v, arn(1), synced=ApprovalStatus.APPROVED)], [package])
     assert plan.actions == (
         UpdatePackage(
             arn=arn(1),
@@ -282,6 +292,7 @@ def test_an_approved_package_falling_back_to_pending_is_rejected() -> None:
             ),
             lifecycle=Lifecycle("Development", "Rejected"),
         ),
+        LinkVersion(MODEL, "1", dict(linked(v, arn(1), synced=ApprovalStatus.REJECTED).tags)),
     )
     assert plan.approval_changes == 1
 
@@ -292,9 +303,10 @@ def test_a_rejected_package_falling_back_to_pending_stays_rejected() -> None:
     package = created(
         spec, 1, approval=ApprovalStatus.REJECTED, lifecycle=Lifecycle("Development", "Rejected")
     )
-    assert plan_for([linked(v, arn(1))], [package]).is_empty
+    rejected = linked(v, arn(1), synced=ApprovalStatus.REJECTED)
+    assert plan_for([rejected], [package]).is_empty
     moved = created(spec, 1, approval=ApprovalStatus.REJECTED, lifecycle=Lifecycle("Archived", "Rejected"))
-    plan = plan_for([linked(v, arn(1))], [moved])
+    plan = plan_for([rejected], [moved])
     assert plan.actions == (
         UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("Development", "Rejected")),
     )
@@ -373,7 +385,7 @@ def test_all_updatable_changes_go_in_one_update() -> None:
         lifecycle=Lifecycle("Archived", "Rejected"),
         customer_metadata={**spec.customer_metadata, "param.lr": "9"},
     )
-    plan = plan_for([linked(v, arn(1))], [package])
+    plan = plan_for([linked(v, arn(1), synced=ApprovalStatus.REJECTED)], [package])
     assert plan.actions == (
         UpdatePackage(
             arn=arn(1),
@@ -385,6 +397,7 @@ def test_all_updatable_changes_go_in_one_update() -> None:
             lifecycle=Lifecycle("Production", "Approved"),
             metadata_set={"param.lr": "0.1"},
         ),
+        LinkVersion(MODEL, "1", dict(linked(v, arn(1)).tags), stamp_approved=True),
     )
 
 
@@ -414,6 +427,7 @@ def test_creation_only_differences_are_drift_never_updates() -> None:
         {
             TAG_PACKAGE_ARN: arn(1),
             TAG_SYNC_STATUS: "synced with drift in MetadataProperties, ModelMetrics, ModelPackageDescription",
+            TAG_SYNCED_APPROVAL: PENDING,
         },
     )
     assert [d.field for d in plan.drift] == ["ModelPackageDescription", "MetadataProperties", "ModelMetrics"]
@@ -478,7 +492,7 @@ def test_the_version_is_linked_when_either_tag_differs(tags: dict[str, str]) -> 
     v = version(1)
     plan = plan_for([replace(v, tags=tags)], [created(spec_of(v), 1)])
     assert plan.actions == (
-        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: sync_status(spec_of(v))}),
+        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: sync_status(spec_of(v)), TAG_SYNCED_APPROVAL: PENDING}),
     )
 
 
@@ -595,7 +609,9 @@ def test_the_json_form_describes_every_action_drift_and_problem() -> None:
                 "tags": {
                     TAG_PACKAGE_ARN: arn(1),
                     TAG_SYNC_STATUS: "synced with drift in ModelPackageDescription, duplicate",
+                    TAG_SYNCED_APPROVAL: "Approved",
                 },
+                "stamp_approved": True,
             },
             {
                 "action": "create-package",
@@ -633,6 +649,7 @@ def test_the_json_form_describes_every_action_drift_and_problem() -> None:
             },
         ],
         "problems": [{"model": MODEL, "version": "3", "problem": "bad tag", "fix": "fix it"}],
+        "conflicts": [],
         "existing_packages": 1,
     }
 
@@ -732,7 +749,8 @@ def test_a_version_linked_with_the_current_status_is_presumed_from_its_summary()
     v = version(1, stage="Production")
     package = created(spec_of(v), 1)
     summary = summary_of(package, approval=ApprovalStatus.REJECTED)
-    trusted = trusted_packages([linked(v, arn(1))], [spec_of(v)], [summary])
+    synced = linked(v, arn(1), synced=ApprovalStatus.REJECTED)
+    trusted = trusted_packages([synced], [spec_of(v)], [summary])
     assert trusted == {arn(1): replace(package, approval=ApprovalStatus.REJECTED)}
 
 

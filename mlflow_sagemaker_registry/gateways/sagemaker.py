@@ -7,6 +7,7 @@ Requests follow the real API (botocore's service model), not moto: moto ignores 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, cast
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         ModelPackageContainerDefinitionOutputTypeDef,
         ModelPackageContainerDefinitionTypeDef,
         UpdateModelPackageInputTypeDef,
+        UserContextTypeDef,
     )
     from mypy_boto3_sts import STSClient
 
@@ -188,7 +190,19 @@ def _observed(described: DescribeModelPackageOutputTypeDef) -> ObservedPackage:
         quality_statistics_uri=statistics.get("S3Uri"),
         model_data_compressed=compressed,
         sample_payload_url=described.get("SamplePayloadUrl"),
+        approval_description=described.get("ApprovalDescription", ""),
+        modified_by=_who(described.get("LastModifiedBy", {})),
+        modified_time=_when(described.get("LastModifiedTime")),
     )
+
+
+def _who(user: UserContextTypeDef) -> str | None:
+    """A person's name for a `UserContext`: the Studio user profile, else the IAM identity's ARN."""
+    return user.get("UserProfileName") or user.get("IamIdentity", {}).get("Arn") or user.get("UserProfileArn")
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds") if moment else None
 
 
 def _model_data(container: ModelPackageContainerDefinitionOutputTypeDef) -> tuple[str | None, bool]:

@@ -188,6 +188,11 @@ class MlflowSource:
                     if attempt == _TAG_ATTEMPTS - 1:
                         raise
 
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Point `alias` of model `name` at `version` (MLflow moves it off any other version)."""
+        with self._translate(f"moving alias @{alias} of model {name!r} to version {version}"):
+            self._client.set_registered_model_alias(name, alias, version)
+
     def serving_environment(self) -> Mapping[str, str]:
         """The environment MLflow's pyfunc serving image expects (see `mlflow_serving.pyfunc_environment`)."""
         return pyfunc_environment()

@@ -24,13 +24,16 @@ import click
 
 from ..engine import StatusRow
 from ..executor import Report
+from ..mapping import TAG_REVIEW_BY
 from ..planner import (
     Action,
     CreateGroup,
     CreatePackage,
     DeletePackage,
     LinkVersion,
+    MoveAlias,
     Plan,
+    PullApproval,
     RecordProblem,
     UpdatePackage,
 )
@@ -98,6 +101,50 @@ def push(obj: Context, models: tuple[str, ...], all_models: bool, dry_run: bool,
 
 
 @cli.command()
+@models_arguments
+@click.option("--dry-run", is_flag=True, help="Show what would be pulled, without writing.")
+@click.pass_obj
+def pull(obj: Context, models: tuple[str, ...], all_models: bool, dry_run: bool) -> None:
+    """Record approvals changed in SageMaker (reviews) in MLflow. Writes only MLflow tags."""
+    chosen = selection(models, all_models)
+    with errors():
+        engine = obj.engine(obj.settings())
+        result = engine.plan(chosen, pull_only=True)
+        if dry_run:
+            _print_plan(result, obj.output)
+            sys.exit(EXIT_PROBLEMS if result.problems else 0)
+        report = engine.apply(result)
+    _print_push(result, report, obj.output)
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+    sys.exit(EXIT_PROBLEMS if result.problems else 0)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--to", "target", metavar="VERSION", help="The MLflow version to go back to.")
+@click.option("--reason", default="", help="Why (recorded on the packages and the MLflow versions).")
+@click.option("--dry-run", is_flag=True, help="Show the plan only.")
+@click.pass_obj
+def rollback(obj: Context, model: str, target: str | None, reason: str, dry_run: bool) -> None:
+    """Reject MODEL's deployed (newest Approved) version and approve an earlier one.
+
+    The default target is the version approved before the deployed one, by mlsync's record
+    (`mlsync.approved_at`). MLflow follows: the rejected versions get `sagemaker.approval=Rejected`
+    and the approval alias moves to the target.
+    """
+    with errors():
+        engine = obj.engine(obj.settings())
+        result = engine.plan_rollback(model, target, reason)
+        if dry_run:
+            _print_plan(result, obj.output)
+            sys.exit(0)
+        report = engine.apply(result, force=True)
+    _print_push(result, report, obj.output)
+    sys.exit(0 if report.ok else EXIT_FAILED)
+
+
+@cli.command()
 @click.argument("model")
 @click.pass_obj
 def status(obj: Context, model: str) -> None:
@@ -130,6 +177,8 @@ def _print_plan(result: Plan, output: str) -> None:
         click.echo(describe_action(action))
     for drift in result.drift:
         click.echo(f"! drift   {drift.model_name} v{drift.version} {drift.field}: {drift.detail}")
+    for conflict in result.conflicts:
+        click.echo(f"! conflict {conflict.model_name} v{conflict.version}: {conflict.message}")
     for problem in result.problems:
         click.echo(f"! cannot mirror {problem}", err=True)
     click.echo(summary(result))
@@ -147,7 +196,8 @@ def _print_push(result: Plan, report: Report, output: str) -> None:
     click.echo(
         f"Applied: {len(report.groups_created)} groups and {len(report.packages_created)} packages created, "
         f"{len(report.packages_updated)} packages updated, {len(report.packages_deleted)} deleted, "
-        f"{len(report.versions_linked)} versions linked, "
+        f"{len(report.versions_linked)} versions linked, {len(report.approvals_pulled)} approvals pulled, "
+        f"{len(report.aliases_moved)} aliases moved, "
         f"{report.artifacts_uploaded} artifacts uploaded, {len(report.failures)} failures."
     )
 
@@ -177,6 +227,14 @@ def describe_action(action: Action) -> str:
         return f"~ package {action.model_name} v{action.version}: {'; '.join(changes)}"
     if isinstance(action, LinkVersion):
         return f"~ mlflow  {action.model_name} v{action.version}: tag {', '.join(sorted(action.tags))}"
+    if isinstance(action, PullApproval):
+        by = action.tags.get(TAG_REVIEW_BY)
+        return (
+            f"< mlflow  {action.model_name} v{action.version}: approval {action.wanted.value} -> "
+            f"{action.approval.value} from SageMaker{f' (by {by})' if by else ''}"
+        )
+    if isinstance(action, MoveAlias):
+        return f"~ mlflow  {action.model_name} @{action.alias}: v{action.previous} -> v{action.version}"
     if isinstance(action, DeletePackage):
         return f"- package {action.model_name} v{action.version}: delete {action.arn}"
     return f"~ mlflow  {action.model_name} v{action.version}: record {action.message}"
@@ -192,10 +250,16 @@ def summary(result: Plan) -> str:
         "groups to create": sum(isinstance(a, CreateGroup) for a in result.actions),
         "packages to create": sum(isinstance(a, CreatePackage) for a in result.actions),
         "packages to update": sum(isinstance(a, UpdatePackage) for a in result.actions),
+        "packages to delete": sum(isinstance(a, DeletePackage) for a in result.actions),
+        "approvals to pull into MLflow": sum(isinstance(a, PullApproval) for a in result.actions),
+        "aliases to move": sum(isinstance(a, MoveAlias) for a in result.actions),
         "MLflow versions to tag": sum(isinstance(a, (LinkVersion, RecordProblem)) for a in result.actions),
     }
     parts = [f"{n} {what}" for what, n in counts.items() if n]
-    return f"Plan: {', '.join(parts)}; {len(result.problems)} problems, {len(result.drift)} drift."
+    return (
+        f"Plan: {', '.join(parts)}; {len(result.problems)} problems, {len(result.drift)} drift, "
+        f"{len(result.conflicts)} conflicts."
+    )
 
 
 def format_status(model: str, rows: Sequence[StatusRow]) -> str:
@@ -220,6 +284,7 @@ def format_status(model: str, rows: Sequence[StatusRow]) -> str:
     ]
     rendered.insert(1, "-+-".join("-" * w for w in widths))
     notes = [f"v{r.version}: {r.note}" for r in rows if r.note]
+    notes += [f"v{r.version}: conflict: {r.conflict}" for r in rows if r.conflict]
     return "\n".join([f"MLflow model {model!r}", *rendered, *notes])
 
 

@@ -16,7 +16,7 @@ import click
 
 from ..config import Settings, load_settings
 from ..engine import Engine
-from ..errors import ConfigError, MlsyncError, UnsafePlanError
+from ..errors import ConfigError, MlsyncError, RollbackError, UnsafePlanError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -52,7 +52,7 @@ def errors() -> Iterator[None]:
     """Turn mlsync's errors into one clear line and an exit code; never a traceback for them."""
     try:
         yield
-    except ConfigError as exc:
+    except (ConfigError, RollbackError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except UnsafePlanError as exc:
