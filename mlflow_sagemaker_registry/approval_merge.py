@@ -18,7 +18,8 @@ three values, per version:
 | yes | yes | the same value: in sync; otherwise a conflict, won by `approval_conflicts` |
 
 "MLflow changed" means the settled mapping no longer gives the base; "SageMaker changed" means the
-package no longer holds it. Without a base (packages mirrored before mlsync recorded one, or adopted
+package no longer holds it. A pull happens even where settling would make the two agree (a reviewer
+rejected a version MLflow still calls pending), so that every review is recorded in MLflow. Without a base (packages mirrored before mlsync recorded one, or adopted
 ones), a package still `PendingManualApproval` takes MLflow's approval (nobody has reviewed it), and an
 `Approved` or `Rejected` package MLflow disagrees with is taken as a review and pulled: a human decision is
 never turned around on first sight.
@@ -95,18 +96,20 @@ def merge_approval(
     def outcome(kind: Outcome, result: ApprovalStatus, conflict: bool = False) -> ApprovalMerge:
         return ApprovalMerge(kind, result, lifecycle_for(lifecycle, result), base, mlflow, current, conflict)
 
-    if mlflow == current:
-        return outcome(Outcome.IN_SYNC, current)
     if base is None:
+        if mlflow == current:
+            return outcome(Outcome.IN_SYNC, current)
         if current is ApprovalStatus.PENDING:
             return outcome(Outcome.PUSH, mlflow)
         return outcome(Outcome.PULL, current)
-    mlflow_changed = settle_approval(desired, None, base)[0] != base
-    sagemaker_changed = current != base
-    if not sagemaker_changed:
-        return outcome(Outcome.PUSH, mlflow)
-    if not mlflow_changed:
-        return outcome(Outcome.PULL, current)
+    if current == base:  # SageMaker did not change
+        return outcome(Outcome.IN_SYNC if mlflow == current else Outcome.PUSH, mlflow)
+    if settle_approval(desired, None, base)[0] == base:  # MLflow did not change
+        # Pulled even when settling would agree (a reviewer rejected a pending version): the review is
+        # recorded in MLflow, and MLflow's tag then says what SageMaker holds.
+        return outcome(Outcome.IN_SYNC if desired == current else Outcome.PULL, current)
+    if mlflow == current:  # both changed, to the same
+        return outcome(Outcome.IN_SYNC, current)
     if policy == MLFLOW:
         return outcome(Outcome.PUSH, mlflow, conflict=True)
     return outcome(Outcome.PULL, current, conflict=True)

@@ -171,7 +171,11 @@ class Executor:
             self._storage.put_document(document)
         served = self._stage(spec, report)
         arn = self._registry.create_package(spec, served)
-        tags = {TAG_PACKAGE_ARN: arn, TAG_SYNC_STATUS: sync_status(spec), TAG_SYNCED_APPROVAL: spec.approval}
+        tags = {
+            TAG_PACKAGE_ARN: arn,
+            TAG_SYNC_STATUS: sync_status(spec),
+            TAG_SYNCED_APPROVAL: spec.approval.value,
+        }
         stamp = spec.approval is ApprovalStatus.APPROVED
         self._source.set_version_tags(spec.model_name, spec.version, _stamped(tags, stamp))
         return arn

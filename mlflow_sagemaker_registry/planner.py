@@ -406,7 +406,7 @@ def plan_model(
         )
         conflict = _conflict(spec, package, merge, conflicts)
         found.extend([conflict] if conflict else [])
-        pull = _pull(version, package, merge, approval_tag, conflict)
+        pull = _pull(version, spec, package, merge, approval_tag, conflict)
         if pull_only:
             actions.extend([pull] if pull else [])
             continue
@@ -462,6 +462,7 @@ def _conflict_tags(conflict: Conflict | None) -> dict[str, str]:
 
 def _pull(
     version: SourceVersion,
+    spec: PackageSpec,
     package: ObservedPackage,
     merge: ApprovalMerge,
     approval_tag: str,
@@ -487,7 +488,7 @@ def _pull(
         version.version,
         package.arn,
         merge.result,
-        merge.mlflow,
+        spec.approval,
         tags,
         _becomes_approved(merge),
     )

@@ -5,8 +5,8 @@ SageMaker's deploy templates deploy "the latest Approved" package
 rollback must leave the target the newest Approved package of its group:
 
 1. the target is approved (first, so that a pipeline reacting to each change never sees no Approved
-   package at all), then the deployed version and every other Approved package newer than the target
-   are rejected, each with the reason;
+   package at all), then every Approved package newer than the target is rejected, oldest first and the
+   deployed one last, so that the newest Approved package is never one in between; each with the reason;
 2. MLflow follows, so that the next reconcile agrees and writes nothing: the rejected versions get the
    approval tag `Rejected`, the approval aliases of the mapping (`champion` by default) on them move to
    the target, and the target gets the approval tag `Approved` only if its aliases and stage would not

@@ -27,7 +27,11 @@ from mlflow_sagemaker_registry.mapping import (
     KEY_OMITTED,
     KEY_SERVER,
     KEY_VERSION,
+    TAG_APPROVAL_CONFLICT,
     TAG_PACKAGE_ARN,
+    TAG_REVIEW_BY,
+    TAG_REVIEW_DESCRIPTION,
+    TAG_REVIEW_TIME,
     TAG_SYNC_STATUS,
     TAG_SYNCED_APPROVAL,
     desired_group,
@@ -39,7 +43,9 @@ from mlflow_sagemaker_registry.planner import (
     CreatePackage,
     Drift,
     LinkVersion,
+    MoveAlias,
     Plan,
+    PullApproval,
     RecordProblem,
     UpdatePackage,
     plan_model,
@@ -159,7 +165,11 @@ def test_a_package_is_adopted_by_its_metadata_identity_after_a_crash_before_tagg
     v = version(1)
     plan = plan_for([v], [created(spec_of(v), 1)])
     assert plan.actions == (
-        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: sync_status(spec_of(v)), TAG_SYNCED_APPROVAL: PENDING}),
+        LinkVersion(
+            MODEL,
+            "1",
+            {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: sync_status(spec_of(v)), TAG_SYNCED_APPROVAL: PENDING},
+        ),
     )
     assert plan.matched == ((MODEL, "1", arn(1)),)
 
@@ -171,7 +181,11 @@ def test_identity_matching_ignores_the_package_number_and_the_arn_tag() -> None:
     plan = plan_for([replace(v, tags={TAG_PACKAGE_ARN: arn(9)})], [package])
     assert plan.matched == ((MODEL, "1", arn(5)),)
     assert plan.actions == (
-        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(5), TAG_SYNC_STATUS: sync_status(spec_of(v)), TAG_SYNCED_APPROVAL: PENDING}),
+        LinkVersion(
+            MODEL,
+            "1",
+            {TAG_PACKAGE_ARN: arn(5), TAG_SYNC_STATUS: sync_status(spec_of(v)), TAG_SYNCED_APPROVAL: PENDING},
+        ),
     )
 
 
@@ -215,7 +229,9 @@ def test_a_package_without_identity_is_adopted_through_the_versions_arn_tag() ->
     assert update.metadata_remove == ()
     assert update.documents == (spec.run_document,)
     assert plan.actions[1] == LinkVersion(
-        MODEL, "1", {TAG_PACKAGE_ARN: arn(3), TAG_SYNC_STATUS: sync_status(spec), TAG_SYNCED_APPROVAL: PENDING}
+        MODEL,
+        "1",
+        {TAG_PACKAGE_ARN: arn(3), TAG_SYNC_STATUS: sync_status(spec), TAG_SYNCED_APPROVAL: PENDING},
     )
     assert len(plan.actions) == 2
 
@@ -241,7 +257,11 @@ def test_duplicates_are_drift_and_the_lowest_package_version_is_kept() -> None:
     packages = [created(spec, 4), created(spec, 2), created(spec, 9)]
     plan = plan_for([linked(v, arn(2))], packages)
     assert plan.matched == ((MODEL, "1", arn(2)),)
-    link = {TAG_PACKAGE_ARN: arn(2), TAG_SYNC_STATUS: "synced with drift in duplicate", TAG_SYNCED_APPROVAL: PENDING}
+    link = {
+        TAG_PACKAGE_ARN: arn(2),
+        TAG_SYNC_STATUS: "synced with drift in duplicate",
+        TAG_SYNCED_APPROVAL: PENDING,
+    }
     assert plan.actions == (LinkVersion(MODEL, "1", link),)
     assert plan.drift == (
         Drift(MODEL, "1", arn(4), "duplicate", f"also mirrored as {arn(2)}; delete the extra package"),
@@ -492,7 +512,11 @@ def test_the_version_is_linked_when_either_tag_differs(tags: dict[str, str]) -> 
     v = version(1)
     plan = plan_for([replace(v, tags=tags)], [created(spec_of(v), 1)])
     assert plan.actions == (
-        LinkVersion(MODEL, "1", {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: sync_status(spec_of(v)), TAG_SYNCED_APPROVAL: PENDING}),
+        LinkVersion(
+            MODEL,
+            "1",
+            {TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: sync_status(spec_of(v)), TAG_SYNCED_APPROVAL: PENDING},
+        ),
     )
 
 
@@ -815,3 +839,171 @@ def test_the_sync_digest_and_run_document_do_not_depend_on_the_registrys_name() 
     assert one.customer_metadata != other.customer_metadata
     assert sync_status(one) == sync_status(other)
     assert one.run_document == other.run_document
+
+
+# --- two-way approval -------------------------------------------------------------------------------
+
+
+def reviewed(spec: PackageSpec, number: int, approval: ApprovalStatus, **overrides: Any) -> ObservedPackage:
+    """The package after a reviewer changed its approval in SageMaker."""
+    review = {
+        "approval_description": "looks good",
+        "modified_by": "arn:aws:iam::123456789012:user/reviewer",
+        "modified_time": "2026-12-01T10:00:00+00:00",
+    }
+    return created(spec, number, approval=approval, **{**review, **overrides})
+
+
+def test_a_review_in_sagemaker_is_pulled_into_mlflow_not_undone() -> None:
+    v = version(1)  # pending by the mapping
+    package = reviewed(
+        spec_of(v), 1, ApprovalStatus.APPROVED, lifecycle=Lifecycle("Development", "PendingApproval")
+    )
+    plan = plan_for([linked(v, arn(1))], [package])
+    pull = PullApproval(
+        MODEL,
+        "1",
+        arn(1),
+        ApprovalStatus.APPROVED,
+        ApprovalStatus.PENDING,
+        {
+            "sagemaker.approval": "Approved",
+            TAG_REVIEW_DESCRIPTION: "looks good",
+            TAG_REVIEW_BY: "arn:aws:iam::123456789012:user/reviewer",
+            TAG_REVIEW_TIME: "2026-12-01T10:00:00+00:00",
+            TAG_SYNCED_APPROVAL: "Approved",
+        },
+        stamp_approved=True,
+    )
+    # No approval write; only the lifecycle's status follows the review.
+    assert plan.actions == (
+        pull,
+        UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("Development", "Approved")),
+    )
+    assert plan.approval_changes == 0
+    assert plan.conflicts == ()
+    assert list(pull.tags)[-1] == TAG_SYNCED_APPROVAL  # written last: a crash before it pulls again
+
+
+def test_a_rejection_of_a_pending_version_is_pulled_although_settling_agrees() -> None:
+    v = version(1)
+    plan = plan_for([linked(v, arn(1))], [reviewed(spec_of(v), 1, ApprovalStatus.REJECTED)])
+    (pull, update) = plan.actions
+    assert isinstance(pull, PullApproval) and pull.approval is ApprovalStatus.REJECTED
+    assert pull.tags["sagemaker.approval"] == "Rejected" and not pull.stamp_approved
+    assert update == UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("Development", "Rejected"))
+
+
+def test_review_tags_left_from_an_earlier_review_are_blanked() -> None:
+    v = linked(version(1), arn(1))
+    v = replace(v, tags={**v.tags, TAG_REVIEW_DESCRIPTION: "old", TAG_REVIEW_BY: "someone"})
+    package = reviewed(
+        spec_of(v), 1, ApprovalStatus.APPROVED, approval_description="", modified_by=None, modified_time=None
+    )
+    (pull, _) = plan_for([v], [package]).actions
+    assert isinstance(pull, PullApproval)
+    assert pull.tags == {
+        "sagemaker.approval": "Approved",
+        TAG_REVIEW_DESCRIPTION: "",
+        TAG_REVIEW_BY: "",
+        TAG_SYNCED_APPROVAL: "Approved",
+    }
+
+
+def test_the_pull_writes_the_configured_approval_tag() -> None:
+    v = version(1)
+    model = SourceModel(MODEL, versions=(linked(v, arn(1)),))
+    group = desired_group(model, SETTINGS)
+    observed = ObservedGroup(group.name, "", (reviewed(spec_of(v), 1, ApprovalStatus.APPROVED),))
+    plan = plan_model(model, group, observed, [spec_of(v)], SOURCE, approval_tag="review")
+    pull = plan.actions[0]
+    assert isinstance(pull, PullApproval) and pull.tags["review"] == "Approved"
+
+
+@pytest.mark.parametrize("policy", ["sagemaker", "mlflow"])
+def test_both_sides_changed_is_a_conflict_recorded_and_won_by_the_policy(policy: str) -> None:
+    v = version(1, aliases=("champion",))  # MLflow: Approved now
+    synced = linked(v, arn(1), synced=ApprovalStatus.PENDING)
+    package = reviewed(spec_of(v), 1, ApprovalStatus.REJECTED)  # SageMaker: Rejected now
+    model = SourceModel(MODEL, versions=(synced,))
+    group = desired_group(model, SETTINGS)
+    observed = ObservedGroup(group.name, "", (package,))
+    plan = plan_model(model, group, observed, [spec_of(v)], SOURCE, conflicts=policy)
+    (conflict,) = plan.conflicts
+    assert conflict.describe() == {
+        "model": MODEL,
+        "version": "1",
+        "arn": arn(1),
+        "base": "PendingManualApproval",
+        "mlflow": "Approved",
+        "sagemaker": "Rejected",
+        "winner": policy,
+    }
+    recorded = conflict.message
+    assert recorded.endswith(
+        f"approval_conflicts = {policy} keeps {'Approved' if policy == 'mlflow' else 'Rejected'}"
+    )
+    if policy == "sagemaker":
+        pull, update = plan.actions  # the back-links are current; the pull records the sync
+        assert isinstance(pull, PullApproval) and pull.tags[TAG_APPROVAL_CONFLICT] == recorded
+        assert isinstance(update, UpdatePackage) and update.approval is None
+        assert update.lifecycle == Lifecycle("Production", "Rejected")
+    else:
+        update, link = plan.actions
+        assert isinstance(update, UpdatePackage) and update.approval is ApprovalStatus.APPROVED
+        assert update.approval_reason == (
+            "mlsync: alias @champion; "
+            "overrides a change to Rejected in SageMaker (approval_conflicts = mlflow)"
+        )
+        assert isinstance(link, LinkVersion) and link.tags[TAG_APPROVAL_CONFLICT] == recorded
+        assert link.tags[TAG_SYNCED_APPROVAL] == "Approved" and link.stamp_approved
+    assert plan.to_dict()["conflicts"] == [conflict.describe()]
+
+
+def test_a_pull_only_plan_writes_nothing_but_pulls() -> None:
+    v1, v2, v3 = version(1), version(2, aliases=("champion",)), version(3)
+    packages = [
+        reviewed(spec_of(v1), 1, ApprovalStatus.APPROVED),  # reviewed: pulled
+        created(spec_of(v2), 2, approval=ApprovalStatus.PENDING),  # MLflow changed: left to push
+    ]
+    versions = [linked(v1, arn(1)), linked(v2, arn(2), synced=ApprovalStatus.PENDING), v3]  # v3: no package
+    model = SourceModel(MODEL, versions=tuple(versions))
+    group = desired_group(model, SETTINGS)
+    observed = ObservedGroup(group.name, "", tuple(packages))
+    plan = plan_model(model, group, observed, [spec_of(v) for v in (v1, v2, v3)], SOURCE, pull_only=True)
+    assert kinds(plan) == ["PullApproval"]
+    assert plan_model(model, group, None, [spec_of(v) for v in (v1, v2, v3)], SOURCE, pull_only=True).is_empty
+    error = MappingError(MODEL, "3", "bad tag", "fix it")
+    with_problem = plan_model(
+        model, group, observed, [spec_of(v1), spec_of(v2), error], SOURCE, pull_only=True
+    )
+    assert kinds(with_problem) == ["PullApproval"] and with_problem.problems == (error,)
+
+
+def test_a_package_whose_approval_moved_since_the_sync_is_described_not_presumed() -> None:
+    v = version(1)
+    package = created(spec_of(v), 1)
+    moved = summary_of(package, approval=ApprovalStatus.APPROVED)
+    assert trusted_packages([linked(v, arn(1))], [spec_of(v)], [moved]) == {}
+    unsynced = replace(v, tags={TAG_PACKAGE_ARN: arn(1), TAG_SYNC_STATUS: sync_status(spec_of(v))})
+    assert trusted_packages([unsynced], [spec_of(v)], [summary_of(package)]) == {}
+
+
+def test_the_other_new_actions_describe_themselves() -> None:
+    assert MoveAlias(MODEL, "1", "champion", "3").describe() == {
+        "action": "move-alias",
+        "model": MODEL,
+        "version": "1",
+        "alias": "champion",
+        "from": "3",
+    }
+    pull = PullApproval(MODEL, "1", arn(1), ApprovalStatus.APPROVED, ApprovalStatus.PENDING, {"k": "v"})
+    assert pull.describe() == {
+        "action": "pull-approval",
+        "model": MODEL,
+        "version": "1",
+        "arn": arn(1),
+        "approval": {"from": "PendingManualApproval", "to": "Approved"},
+        "tags": {"k": "v"},
+        "stamp_approved": False,
+    }
