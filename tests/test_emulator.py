@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -11,7 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
 
-from mlflow_sagemaker_registry.emulator import RegistryBackend, emulated_aws
+from mlflow_sagemaker_registry.emulator import Event, RegistryBackend, emulated_aws
 from mlflow_sagemaker_registry.emulator.validation import service_model
 
 if TYPE_CHECKING:
@@ -20,6 +24,8 @@ if TYPE_CHECKING:
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 GROUP_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/churn"
+CREATOR = "testing"  # the access key id of the module's session
+REVIEWER = "reviewer-key"
 
 
 @pytest.fixture
@@ -39,7 +45,14 @@ def backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[RegistryBackend]:
 def session() -> boto3.session.Session:
     """One session for the module: a new one loads the large SageMaker model again (0.2 s a client)."""
     return boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+        aws_access_key_id=CREATOR, aws_secret_access_key="testing", region_name=REGION
+    )
+
+
+@pytest.fixture(scope="module")
+def reviewer_session() -> boto3.session.Session:
+    return boto3.session.Session(
+        aws_access_key_id=REVIEWER, aws_secret_access_key="testing", region_name=REGION
     )
 
 
@@ -55,6 +68,12 @@ def raw_sm(backend: RegistryBackend, session: boto3.session.Session) -> SageMake
 
 
 @pytest.fixture
+def reviewer(backend: RegistryBackend, reviewer_session: boto3.session.Session) -> SageMakerClient:
+    """Someone else in the same account: a client signed with another access key."""
+    return reviewer_session.client("sagemaker")
+
+
+@pytest.fixture
 def group(sm: SageMakerClient) -> str:
     sm.create_model_package_group(ModelPackageGroupName="churn")
     return "churn"
@@ -67,6 +86,16 @@ def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
 
 def _create(sm: SageMakerClient, **extra: Any) -> str:
     return sm.create_model_package(ModelPackageGroupName="churn", **extra)["ModelPackageArn"]
+
+
+def _identity(access_key_id: str) -> dict[str, Any]:
+    return {
+        "IamIdentity": {"Arn": f"arn:aws:iam::{ACCOUNT}:user/{access_key_id}", "PrincipalId": access_key_id}
+    }
+
+
+def _event_time(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- validation from the service model -------------------------------------------------------------
@@ -543,6 +572,243 @@ def test_deleted_packages_are_gone_and_their_versions_never_reused(sm: SageMaker
     with pytest.raises(ClientError):
         sm.delete_model_package(ModelPackageName=first)
     assert _create(sm).endswith("/churn/2")
+
+
+# -- who and when ----------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("group")
+def test_describe_tells_the_creator_from_the_reviewer(sm: SageMakerClient, reviewer: SageMakerClient) -> None:
+    arn = _create(sm)
+    created = sm.describe_model_package(ModelPackageName=arn)
+    assert created["CreatedBy"] == _identity(CREATOR)
+    assert "LastModifiedBy" not in created
+    reviewer.update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="ok by risk"
+    )
+    reviewed = sm.describe_model_package(ModelPackageName=arn)
+    assert (reviewed["CreatedBy"], reviewed["LastModifiedBy"]) == (_identity(CREATOR), _identity(REVIEWER))
+    assert (reviewed["ModelApprovalStatus"], reviewed["ApprovalDescription"]) == ("Approved", "ok by risk")
+    assert reviewed["LastModifiedTime"] > created["LastModifiedTime"]
+    group = sm.describe_model_package_group(ModelPackageGroupName="churn")
+    assert group["CreatedBy"] == _identity(CREATOR)
+
+
+@pytest.mark.usefixtures("group")
+def test_summaries_do_not_tell_who_or_why(sm: SageMakerClient, reviewer: SageMakerClient) -> None:
+    arn = _create(sm)
+    reviewer.update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus="Rejected", ApprovalDescription="no"
+    )
+    (summary,) = sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]
+    batch = sm.batch_describe_model_package(ModelPackageArnList=[arn])["ModelPackageSummaries"][arn]
+    for answer in summary, batch:
+        assert answer["ModelApprovalStatus"] == "Rejected"
+        assert not {"CreatedBy", "LastModifiedBy", "ApprovalDescription"} & set(answer)
+
+
+def test_an_unsigned_request_has_no_caller() -> None:
+    backend = RegistryBackend()
+    backend.handle("CreateModelPackageGroup", {"ModelPackageGroupName": "churn"}, REGION)
+    described = backend.handle("DescribeModelPackageGroup", {"ModelPackageGroupName": "churn"}, REGION)
+    assert described["CreatedBy"] == {}
+
+
+# -- EventBridge events ----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("group")
+def test_a_create_emits_a_state_change_event(sm: SageMakerClient, backend: RegistryBackend) -> None:
+    life_cycle = {"Stage": "Development", "StageStatus": "InProgress"}
+    arn = _create(sm, ModelLifeCycle=life_cycle, CustomerMetadataProperties={"mlflow.run_id": "abc"})
+    described = sm.describe_model_package(ModelPackageName=arn)
+    (event,) = backend.events()  # the group's creation and the reads emit nothing
+    assert uuid.UUID(event.pop("id"))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event.pop("time"))
+    detail = event.pop("detail")
+    assert event == {
+        "version": "0",
+        "detail-type": "SageMaker Model Package State Change",
+        "source": "aws.sagemaker",
+        "account": ACCOUNT,
+        "region": REGION,
+        "resources": [arn],
+    }
+    assert detail == {
+        "ModelPackageGroupName": "churn",
+        "ModelPackageVersion": 1,
+        "ModelPackageArn": arn,
+        "ModelPackageName": "churn",
+        "CreationTime": _event_time(described["CreationTime"]),
+        "ModelPackageStatus": "Completed",
+        "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        "CertifyForMarketplace": False,
+        "ModelApprovalStatus": "PendingManualApproval",
+        "LastModifiedTime": _event_time(described["LastModifiedTime"]),
+        "ModelLifeCycle": life_cycle,
+        "CustomerMetadataProperties": {"mlflow.run_id": "abc"},
+        "CreatedBy": _identity(CREATOR),
+    }  # no UpdatedModelPackageFields on a create
+
+
+@pytest.mark.usefixtures("group")
+def test_an_approval_emits_an_event_naming_the_reviewer_and_the_fields(
+    sm: SageMakerClient, reviewer: SageMakerClient, backend: RegistryBackend
+) -> None:
+    arn = _create(sm)
+    reviewer.update_model_package(
+        ModelPackageArn=arn, ApprovalDescription="ok by risk", ModelApprovalStatus="Approved"
+    )
+    created, approved = backend.events()
+    assert approved["id"] != created["id"]
+    assert (approved["resources"], approved["region"], approved["account"]) == ([arn], REGION, ACCOUNT)
+    assert approved["time"] == approved["detail"]["LastModifiedTime"]
+    assert {name: approved["detail"][name] for name in ("ModelApprovalStatus", "ApprovalDescription")} == {
+        "ModelApprovalStatus": "Approved",
+        "ApprovalDescription": "ok by risk",
+    }
+    assert approved["detail"]["UpdatedModelPackageFields"] == ["ModelApprovalStatus", "ApprovalDescription"]
+    assert approved["detail"]["LastModifiedBy"] == _identity(REVIEWER)
+    assert approved["detail"]["CreatedBy"] == _identity(CREATOR)
+    assert created["detail"]["ModelApprovalStatus"] == "PendingManualApproval"  # each event is a snapshot
+
+
+@pytest.mark.usefixtures("group")
+@pytest.mark.parametrize(
+    ("update", "fields"),
+    [
+        ({"ModelLifeCycle": {"Stage": "Production", "StageStatus": "Approved"}}, ["ModelLifeCycle"]),
+        ({"CustomerMetadataProperties": {"b": "2"}}, ["CustomerMetadataProperties"]),
+        ({"CustomerMetadataPropertiesToRemove": ["a"]}, ["CustomerMetadataProperties"]),
+        (
+            {"SourceUri": "models:/churn/2", "ModelApprovalStatus": "Rejected"},
+            ["ModelApprovalStatus", "SourceUri"],
+        ),
+        ({}, []),
+    ],
+)
+def test_an_update_event_names_the_members_it_set(
+    sm: SageMakerClient, backend: RegistryBackend, update: dict[str, Any], fields: list[str]
+) -> None:
+    arn = _create(sm, CustomerMetadataProperties={"a": "1"})
+    sm.update_model_package(ModelPackageArn=arn, **update)
+    assert backend.events()[-1]["detail"]["UpdatedModelPackageFields"] == fields
+
+
+def test_events_carry_the_region_of_the_request(
+    backend: RegistryBackend, session: boto3.session.Session
+) -> None:
+    ireland = session.client("sagemaker", region_name="eu-west-1")
+    ireland.create_model_package_group(ModelPackageGroupName="churn")
+    arn = _create(ireland)
+    (event,) = backend.events()
+    assert (event["region"], event["resources"]) == ("eu-west-1", [arn])
+    assert arn.startswith("arn:aws:sagemaker:eu-west-1:")
+
+
+@pytest.mark.usefixtures("group")
+def test_a_refused_request_emits_nothing(sm: SageMakerClient, backend: RegistryBackend) -> None:
+    arn = _create(sm, ModelApprovalStatus="Approved", ClientToken="t-1")
+    backend.clear_events()
+    with pytest.raises(ClientError) as excinfo:  # undocumented, so refused
+        sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="PendingManualApproval")
+    assert "from Approved to PendingManualApproval" in _error(excinfo)[1]
+    with pytest.raises(ClientError):  # the service model's pattern
+        sm.update_model_package(ModelPackageArn=arn, CustomerMetadataProperties={"k": "a,b"})
+    with pytest.raises(ClientError):  # no such package
+        sm.update_model_package(ModelPackageArn=arn.replace("/churn/1", "/churn/9"))
+    with pytest.raises(ClientError):  # Tags on a versioned package
+        _create(sm, Tags=[{"Key": "k", "Value": "v"}])
+    backend.inject_fault("UpdateModelPackage", "ValidationException", message="refused before applying")
+    with pytest.raises(ClientError):
+        sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")
+    assert _create(sm, ModelApprovalStatus="Approved", ClientToken="t-1") == arn  # a replay creates nothing
+    assert backend.events() == []
+    assert "LastModifiedBy" not in sm.describe_model_package(ModelPackageName=arn)
+
+
+@pytest.mark.usefixtures("group")
+def test_a_fault_after_apply_still_emits_the_event(sm: SageMakerClient, backend: RegistryBackend) -> None:
+    arn = _create(sm)
+    backend.inject_fault("UpdateModelPackage", "ThrottlingException", after_apply=True)
+    assert sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    # The update took effect, then botocore retried it: two events for one change, as AWS warns may happen.
+    fields = [event["detail"].get("UpdatedModelPackageFields") for event in backend.events()]
+    assert fields == [None, ["ModelApprovalStatus"], ["ModelApprovalStatus"]]
+
+
+@pytest.mark.usefixtures("group")
+def test_subscribers_hear_each_event_and_may_read_sagemaker(
+    sm: SageMakerClient, backend: RegistryBackend
+) -> None:
+    heard: list[tuple[Any, str]] = []
+
+    def handler(event: Event) -> None:  # as a Lambda handler would: read the package again
+        package = sm.describe_model_package(ModelPackageName=event["detail"]["ModelPackageArn"])
+        heard.append((event["detail"].get("UpdatedModelPackageFields"), package["ModelApprovalStatus"]))
+
+    unsubscribe = backend.subscribe(handler)
+    arn = _create(sm)
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    unsubscribe()
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")
+    assert heard == [(None, "PendingManualApproval"), (["ModelApprovalStatus"], "Approved")]
+    assert len(backend.events()) == 3
+
+
+@pytest.mark.usefixtures("group")
+@pytest.mark.parametrize("from_a_thread", [False, True])
+def test_a_subscriber_that_updates_hears_its_own_event_afterwards(
+    sm: SageMakerClient, backend: RegistryBackend, from_a_thread: bool
+) -> None:
+    heard: list[tuple[int, Any]] = []
+    depth = 0
+    pool = ThreadPoolExecutor(max_workers=1)
+
+    def stamp(event: Event) -> None:  # writes back to SageMaker, as a sync handler may
+        nonlocal depth
+        depth += 1
+        heard.append((depth, event["detail"].get("UpdatedModelPackageFields")))
+        if "UpdatedModelPackageFields" not in event["detail"]:
+            arn = event["detail"]["ModelPackageArn"]
+
+            def write_back() -> object:
+                return sm.update_model_package(ModelPackageArn=arn, CustomerMetadataProperties={"seen": "1"})
+
+            if from_a_thread:  # would deadlock if the worker waited for this thread's delivery
+                pool.submit(write_back).result(timeout=10)
+            else:
+                write_back()
+        depth -= 1
+
+    backend.subscribe(stamp)
+    try:
+        _create(sm)
+    finally:
+        pool.shutdown(wait=False)
+    assert heard == [(1, None), (1, ["CustomerMetadataProperties"])]  # in order, never re-entrantly
+
+
+@pytest.mark.usefixtures("group")
+def test_events_are_json_copies_forgotten_on_clear_and_reset(
+    sm: SageMakerClient, backend: RegistryBackend
+) -> None:
+    heard: list[Event] = []
+    backend.subscribe(heard.append)
+    _create(sm, ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "a/b", "S3Uri": "s3://b/k"}}})
+    events = backend.events()
+    assert json.loads(json.dumps(events)) == events == heard
+    events[0]["detail"].clear()
+    heard[0]["detail"].clear()
+    assert backend.events()[0]["detail"]["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] == "s3://b/k"
+    backend.clear_events()
+    assert backend.events() == []
+    _create(sm)
+    backend.reset()
+    assert backend.events() == []
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    _create(sm)
+    assert len(heard) == 3  # reset keeps the subscribers
 
 
 # -- tags ------------------------------------------------------------------------------------------

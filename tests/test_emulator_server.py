@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
@@ -76,6 +77,43 @@ def test_faults_injected_from_the_test_process(emulator: EmulatorProcess, sm: Sa
     emulator.inject_fault("CreateModelPackage", "ThrottlingException", after_apply=True)
     assert sm.create_model_package(ModelPackageGroupName="churn")["ResponseMetadata"]["RetryAttempts"] == 1
     assert len(sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]) == 1
+
+
+def test_events_and_reviewers_through_the_control_api(emulator: EmulatorProcess, sm: SageMakerClient) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    arn = sm.create_model_package(ModelPackageGroupName="churn")["ModelPackageArn"]
+    reviewer = boto3.client("sagemaker", aws_access_key_id="reviewer", aws_secret_access_key="testing")
+    reviewer.update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="ok"
+    )
+    with pytest.raises(ClientError):  # refused: no event
+        reviewer.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="PendingManualApproval")
+    created, approved = emulator.events()
+    assert (created["detail-type"], created["resources"]) == ("SageMaker Model Package State Change", [arn])
+    assert "UpdatedModelPackageFields" not in created["detail"]
+    assert approved["detail"]["UpdatedModelPackageFields"] == ["ModelApprovalStatus", "ApprovalDescription"]
+    who = {"Arn": "arn:aws:iam::123456789012:user/reviewer", "PrincipalId": "reviewer"}
+    assert approved["detail"]["LastModifiedBy"] == {"IamIdentity": who}
+    assert sm.describe_model_package(ModelPackageName=arn)["LastModifiedBy"] == {"IamIdentity": who}
+    assert created["detail"]["CreatedBy"]["IamIdentity"]["PrincipalId"] == "testing"
+    emulator.reset()
+    assert emulator.events() == []
+
+
+def test_the_child_appends_events_to_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    lines = tmp_path / "events.jsonl"
+    with EmulatorProcess(events_file=lines) as emulator:
+        sm = boto3.client("sagemaker", endpoint_url=emulator.url, region_name="eu-west-1")
+        sm.create_model_package_group(ModelPackageGroupName="churn")
+        arn = sm.create_model_package(ModelPackageGroupName="churn")["ModelPackageArn"]
+        sm.update_model_package(
+            ModelPackageArn=arn, ModelLifeCycle={"Stage": "QA", "StageStatus": "Approved"}
+        )
+        events = emulator.events()
+    assert [json.loads(line) for line in lines.read_text().splitlines()] == events
+    assert [event["region"] for event in events] == ["eu-west-1", "eu-west-1"]
 
 
 def test_raw_requests_are_read_as_sagemaker_reads_them(emulator: EmulatorProcess) -> None:

@@ -2,7 +2,9 @@
 
 It refuses what real SageMaker refuses (every constraint of botocore's service model, Tags on versioned
 packages, duplicate groups, undocumented approval transitions), keeps what moto drops (``ModelLifeCycle``,
-``SourceUri``, ``ModelCard``...), merges updates, honours ``ClientToken`` and implements the deletes. moto
+``SourceUri``, ``ModelCard``...), merges updates, honours ``ClientToken`` and implements the deletes. It
+records who created and last updated a package (``CreatedBy``/``LastModifiedBy``, from the signing access
+key) and emits the ``SageMaker Model Package State Change`` events SageMaker sends to EventBridge. moto
 still serves S3 and STS. See ``docs/emulator.md``.
 
 In process (no network)::
@@ -10,6 +12,7 @@ In process (no network)::
     with emulated_aws() as backend:
         boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="churn")
         assert backend.call_counts()["CreateModelPackageGroup"] == 1
+        backend.subscribe(lambda event: handler(event, None))  # a Lambda handler under test
 
 As a server (``python -m mlflow_sagemaker_registry.emulator --port N``), or started from Python::
 
@@ -17,7 +20,16 @@ As a server (``python -m mlflow_sagemaker_registry.emulator --port N``), or star
         boto3.client("sagemaker", endpoint_url=emulator.url)
 """
 
-from .backend import DEFAULT_ACCOUNT_ID, WRITE_OPERATIONS, Call, CallLog, RegistryBackend
+from .backend import (
+    DEFAULT_ACCOUNT_ID,
+    WRITE_OPERATIONS,
+    Call,
+    CallLog,
+    RegistryBackend,
+    Subscriber,
+    user_context,
+)
+from .events import Event
 from .inprocess import emulated_aws
 from .process import EmulatorProcess
 from .server import EmulatorApp, make_emulator_server
@@ -30,8 +42,11 @@ __all__ = [
     "CallLog",
     "EmulatorApp",
     "EmulatorProcess",
+    "Event",
     "RegistryBackend",
+    "Subscriber",
     "emulated_aws",
     "make_emulator_server",
+    "user_context",
     "validate_request",
 ]

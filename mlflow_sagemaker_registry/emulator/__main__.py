@@ -1,16 +1,23 @@
 """``python -m mlflow_sagemaker_registry.emulator --host 127.0.0.1 --port N``: serve the emulator.
 
 The first line on stdout is ``listening on http://<host>:<port>`` once the socket accepts connections;
-``EmulatorProcess`` reads it to learn the port when started with ``--port 0``.
+``EmulatorProcess`` reads it to learn the port when started with ``--port 0``. With ``--events-file PATH``
+each EventBridge event the emulator emits is also appended to PATH as one JSON line, for a consumer that
+is neither in this process nor able to poll ``GET /_emulator/events``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
+from .backend import RegistryBackend
+from .events import Event
 from .server import make_emulator_server
 
 
@@ -19,8 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5000, help="port to bind, 0: any free one (default 5000)")
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    parser.add_argument("--events-file", type=Path, help="append each EventBridge event to this file")
     args = parser.parse_args(argv)
-    server = make_emulator_server(args.host, args.port, verbose=args.verbose)
+    backend = RegistryBackend()
+    if args.events_file is not None:
+        backend.subscribe(_appender(args.events_file))
+    server = make_emulator_server(args.host, args.port, backend, verbose=args.verbose)
     signal.signal(signal.SIGTERM, _exit)
     print(f"listening on http://{args.host}:{server.server_port}", flush=True)
     try:
@@ -29,6 +40,17 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.server_close()
+
+
+def _appender(path: Path) -> Callable[[Event], None]:
+    """A subscriber appending each event to ``path`` as one JSON line; the file is closed after each, so
+    the line is complete on disk by the time the request that emitted the event is answered."""
+
+    def append(event: Event) -> None:
+        with path.open("a", encoding="utf-8") as lines:
+            lines.write(json.dumps(event) + "\n")
+
+    return append
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:

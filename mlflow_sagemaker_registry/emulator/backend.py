@@ -1,4 +1,5 @@
-"""The emulator's front door: validate, dispatch to the region's registry, log every call, inject faults.
+"""The emulator's front door: validate, dispatch to the region's registry, log every call, inject faults,
+emit SageMaker's EventBridge events.
 
 One ``RegistryBackend`` serves every region of one account. All calls go through ``handle`` under one lock,
 so a backend shared by the threads of a server (or of a test) sees each call whole. Every SageMaker request
@@ -7,6 +8,19 @@ that reaches it is logged, refused ones included, so a test can assert exactly w
     assert backend.call_counts()["CreateModelPackage"] == 1
     (call,) = backend.calls_to("CreateModelPackage")
     assert call.params["ModelLifeCycle"] == {"Stage": "Production", "StageStatus": "Approved"}
+
+``handle`` also receives the caller's access key id (the wire layer reads it from the SigV4 credential
+scope) and records it as the ``CreatedBy``/``LastModifiedBy`` of what the call creates or updates, so a test
+acts as a reviewer by signing with another access key. Real SageMaker reports the caller's IAM or STS
+identity, or the Studio user profile; the emulator checks no credentials, so ``user_context`` is a
+stand-in: ``IamIdentity{Arn: arn:aws:iam::<account>:user/<access key id>, PrincipalId: <access key id>}``.
+
+Each create and update of a versioned package emits a ``SageMaker Model Package State Change`` event
+(``events``), as SageMaker sends to EventBridge; refused requests emit nothing. The backend keeps them like
+its call log (``events()``) and hands each to the ``subscribe``d callbacks, for in-process listeners such
+as a Lambda handler under test::
+
+    backend.subscribe(lambda event: handler(event, None))
 """
 
 from __future__ import annotations
@@ -14,12 +28,13 @@ from __future__ import annotations
 import abc
 import copy
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import EmulatorError, InjectedFault, NotEmulatedError
+from .events import Event, package_state_change
 from .registry import RegionRegistry
 from .validation import validate_request
 
@@ -52,6 +67,25 @@ WRITE_OPERATIONS = frozenset(
     }
 )
 """The operations that change the registry; every other one in ``OPERATIONS`` only reads."""
+Subscriber = Callable[[Event], object]
+"""An in-process listener: called with (a copy of) each event the backend emits."""
+
+
+def user_context(account_id: str, access_key_id: str | None) -> dict[str, Any]:
+    """The emulator's stand-in for the ``UserContext`` of a caller known by its access key id.
+
+    Real SageMaker reports the IAM or STS identity that signed the request (or the Studio user profile
+    and domain); the emulator checks no credentials, so the access key id is the identity: an IAM user of
+    that name in the backend's account. An unsigned request has no caller: ``{}``.
+    """
+    if access_key_id is None:
+        return {}
+    return {
+        "IamIdentity": {
+            "Arn": f"arn:aws:iam::{account_id}:user/{access_key_id}",
+            "PrincipalId": access_key_id,
+        }
+    }
 
 
 @dataclass(frozen=True)
@@ -111,20 +145,34 @@ class RegistryBackend(CallLog):
         self._regions: dict[str, RegionRegistry] = {}
         self._calls: list[Call] = []
         self._faults: list[_Fault] = []
+        self._events: list[Event] = []
+        self._undelivered: deque[Event] = deque()
+        self._subscribers: list[Subscriber] = []
+        self._delivery = threading.Lock()
 
-    def handle(self, operation: str, params: object, region: str) -> dict[str, Any]:
-        """Answer one request like SageMaker: the output dict, or an ``EmulatorError`` raised."""
-        with self._lock:
-            error: str | None = None
-            try:
-                return self._answer(operation, params, region)
-            except EmulatorError as exc:
-                error = exc.code
-                raise
-            finally:
-                self._calls.append(Call(operation, copy.deepcopy(params), region, error))
+    def handle(
+        self, operation: str, params: object, region: str, caller: str | None = None
+    ) -> dict[str, Any]:
+        """Answer one request like SageMaker: the output dict, or an ``EmulatorError`` raised.
 
-    def _answer(self, operation: str, params: object, region: str) -> dict[str, Any]:
+        ``caller`` is the access key id that signed the request (``None``: unsigned). The events the call
+        emits go to the subscribers before it returns (or raises), after the lock is released so that a
+        subscriber may call the backend again; see ``subscribe``.
+        """
+        try:
+            with self._lock:
+                error: str | None = None
+                try:
+                    return self._answer(operation, params, region, caller)
+                except EmulatorError as exc:
+                    error = exc.code
+                    raise
+                finally:
+                    self._calls.append(Call(operation, copy.deepcopy(params), region, error))
+        finally:
+            self._deliver()
+
+    def _answer(self, operation: str, params: object, region: str, caller: str | None) -> dict[str, Any]:
         fault = self._take_fault(operation)
         if fault is not None and not fault.after_apply:
             raise InjectedFault(fault.code, fault.message, fault.status)
@@ -132,7 +180,17 @@ class RegistryBackend(CallLog):
         if operation not in OPERATIONS:
             raise NotEmulatedError(f"SageMaker.{operation} is not emulated; only the Model Registry is.")
         registry = self._regions.setdefault(region, RegionRegistry(self.account_id, region))
-        answer = OPERATIONS[operation](registry, checked)
+        registry.caller = user_context(self.account_id, caller)
+        try:
+            answer = OPERATIONS[operation](registry, checked)
+        finally:
+            changes = registry.take_changes()  # none if the operation refused the request
+        for change in changes:
+            event = package_state_change(
+                change.fields, change.updated_fields, account_id=self.account_id, region=region
+            )
+            self._events.append(event)
+            self._undelivered.append(event)
         if fault is not None:
             raise InjectedFault(fault.code, fault.message, fault.status)
         return answer
@@ -147,6 +205,59 @@ class RegistryBackend(CallLog):
     def clear_calls(self) -> None:
         with self._lock:
             self._calls.clear()
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def events(self) -> list[Event]:
+        """Every event emitted so far, oldest first (copies: JSON types only)."""
+        with self._lock:
+            return copy.deepcopy(self._events)
+
+    def clear_events(self) -> None:
+        with self._lock:
+            self._events.clear()
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` with a copy of each event emitted from now on; returns the unsubscribe.
+
+        Events are delivered one at a time, in the order they were emitted, by the thread of the request
+        that emitted them before that request returns, unless another thread is delivering then: that
+        one delivers them. Delivery runs outside the backend's lock, so a callback may call SageMaker (the
+        backend) again, from its thread or others; the events such a call emits are delivered after the
+        callback returns, never re-entrantly, much as EventBridge delivers later. A callback's exception
+        propagates to the SageMaker request being answered (its change stays applied); the events left
+        then go out with the next request. ``reset`` keeps the subscribers: they are the test's wiring,
+        not SageMaker state.
+        """
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _deliver(self) -> None:
+        # One thread delivers at a time, so every subscriber sees the emitted order. A thread that finds
+        # another one (or itself, from a subscriber) delivering leaves its events to that one's loop,
+        # which looks again after letting go: waiting here could deadlock on a subscriber that waits for
+        # this thread.
+        while self._delivery.acquire(blocking=False):
+            try:
+                while (event := self._next_undelivered()) is not None:
+                    for callback in list(self._subscribers):
+                        callback(copy.deepcopy(event))
+            finally:
+                self._delivery.release()
+            with self._lock:
+                if not self._undelivered:
+                    return
+
+    def _next_undelivered(self) -> Event | None:
+        with self._lock:
+            return self._undelivered.popleft() if self._undelivered else None
 
     # -- faults -------------------------------------------------------------------------------------
 
@@ -177,8 +288,10 @@ class RegistryBackend(CallLog):
         return None
 
     def reset(self) -> None:
-        """Forget every group, package, token, call and fault."""
+        """Forget every group, package, token, call, fault and event (the subscribers stay)."""
         with self._lock:
             self._regions.clear()
             self._calls.clear()
             self._faults.clear()
+            self._events.clear()
+            self._undelivered.clear()

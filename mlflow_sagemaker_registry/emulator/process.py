@@ -1,13 +1,18 @@
 """Run the emulator server as a child process, for end-to-end tests, the demo and benchmarks.
 
 The child binds port 0 and prints the port it got, so there is no race between choosing a free port and
-binding it. The call log, reset and fault injection of the child's backend are reached through the
-server's control API, with the same methods as ``RegistryBackend``::
+binding it. The call log, the emitted EventBridge events, reset and fault injection of the child's backend
+are reached through the server's control API, with the same methods as ``RegistryBackend``::
 
     with EmulatorProcess() as emulator:
         os.environ["AWS_ENDPOINT_URL"] = emulator.url
         ...  # run mlsync against it, in this process or another
         assert emulator.call_counts()["CreateModelPackage"] == 3
+        for event in emulator.events():
+            handler(event, None)  # the Lambda handler under test, as EventBridge would call it
+
+Subscribing a callback is in-process only (``RegistryBackend.subscribe``); across processes, read
+``events()`` or give ``events_file=`` to have the child append each event to a JSON-lines file.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 from ..childprocess import ChildServer, stop_child
 from .backend import Call, CallLog
+from .events import Event
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding mlflow_sagemaker_registry/
 
@@ -30,10 +36,19 @@ _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding mlf
 class EmulatorProcess(ChildServer, CallLog):
     """A ``python -m mlflow_sagemaker_registry.emulator`` child serving on a loopback port."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        startup_timeout: float = 30.0,
+        events_file: Path | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.startup_timeout = startup_timeout
+        self.events_file = events_file
+        """Where the child appends each event as one JSON line (``--events-file``); None: nowhere."""
         self._process: subprocess.Popen[str] | None = None
         self._url: str | None = None
 
@@ -52,6 +67,8 @@ class EmulatorProcess(ChildServer, CallLog):
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), env.get("PYTHONPATH")]))
         command = [sys.executable, "-m", "mlflow_sagemaker_registry.emulator"]
         command += ["--host", self.host, "--port", str(self.port)]
+        if self.events_file is not None:
+            command += ["--events-file", str(self.events_file)]
         self._process = self._spawn(command, env)
         try:
             self._url = self._read_url(self._process)
@@ -73,6 +90,11 @@ class EmulatorProcess(ChildServer, CallLog):
 
     def calls(self) -> list[Call]:
         return [Call.from_json(call) for call in self._control("GET", "calls")["calls"]]
+
+    def events(self) -> list[Event]:
+        """As ``RegistryBackend.events``: every event the child emitted, oldest first."""
+        events: list[Event] = self._control("GET", "events")["events"]
+        return events
 
     def reset(self) -> None:
         self._control("POST", "reset")

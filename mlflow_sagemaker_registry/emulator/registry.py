@@ -11,7 +11,12 @@ model (see ``validation``) and enforces the rules the model cannot express, as S
   the first ARN and creates nothing, with other parameters it is refused;
 - ``UpdateModelPackage`` changes only what is sent, merges ``CustomerMetadataProperties`` into what is
   stored and refuses approval transitions AWS does not document (back to ``PendingManualApproval``);
-- a group with packages cannot be deleted.
+- a group with packages cannot be deleted;
+- a group or package records who created it (``CreatedBy``) and a package who last updated it
+  (``LastModifiedBy``): the ``UserContext`` the backend sets in ``caller`` before each call;
+- each create and update of a package is recorded as a ``PackageChange`` (a copy of the record and the
+  members the update set), which the backend takes with ``take_changes`` to emit SageMaker's EventBridge
+  event. Only applied changes are recorded: every check above runs before anything is changed.
 
 Answers are projections of the stored records onto the output shapes of the service model, so a summary
 carries exactly the members SageMaker's summary shape has (no metadata in ``ListModelPackages``).
@@ -58,6 +63,14 @@ _ARN = re.compile(
 _SEQUENCE = itertools.count(1)
 
 
+@dataclass(frozen=True)
+class PackageChange:
+    """A package as it was right after a create or an update, and the members the update set."""
+
+    fields: dict[str, Any]  # a copy of the DescribeModelPackage record
+    updated_fields: list[str] | None  # None: created
+
+
 @dataclass
 class _Package:
     fields: dict[str, Any]  # the DescribeModelPackage answer
@@ -87,8 +100,19 @@ class RegionRegistry:
     def __init__(self, account_id: str, region: str) -> None:
         self.account_id = account_id
         self.region = region
+        self.caller: dict[str, Any] = {}
+        """The ``UserContext`` of the request being answered (``{}``: unknown), set by the backend."""
         self._groups: dict[str, _Group] = {}
         self._tokens: dict[str, tuple[dict[str, Any], str]] = {}
+        self._changes: list[PackageChange] = []
+
+    def take_changes(self) -> list[PackageChange]:
+        """The package changes applied since the last call, oldest first, forgotten here."""
+        changes, self._changes = self._changes, []
+        return changes
+
+    def _changed(self, fields: Mapping[str, Any], updated_fields: list[str] | None) -> None:
+        self._changes.append(PackageChange(copy.deepcopy(dict(fields)), updated_fields))
 
     # -- groups -------------------------------------------------------------------------------------
 
@@ -103,7 +127,7 @@ class RegionRegistry:
             "ModelPackageGroupName": name,
             "ModelPackageGroupArn": arn,
             "CreationTime": _now(),
-            "CreatedBy": {},
+            "CreatedBy": copy.deepcopy(self.caller),
             "ModelPackageGroupStatus": "Completed",
         }
         for optional in ("ModelPackageGroupDescription", "ManagedConfiguration"):
@@ -169,11 +193,12 @@ class RegionRegistry:
             ModelPackageStatusDetails={"ValidationStatuses": []},
             ModelApprovalStatus=request.get("ModelApprovalStatus", "PendingManualApproval"),
             CertifyForMarketplace=request.get("CertifyForMarketplace", False),
-            CreatedBy={},
+            CreatedBy=copy.deepcopy(self.caller),
         )
         group.packages[version] = _Package(fields=fields)
         if token is not None:
             self._tokens[token] = (copy.deepcopy(request), arn)
+        self._changed(fields, None)
         return {"ModelPackageArn": arn}
 
     def describe_model_package(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -235,6 +260,8 @@ class RegionRegistry:
         if not fields.get("CustomerMetadataProperties", True):
             del fields["CustomerMetadataProperties"]
         fields["LastModifiedTime"] = _now()
+        fields["LastModifiedBy"] = copy.deepcopy(self.caller)
+        self._changed(fields, list(changes))
         return {"ModelPackageArn": fields["ModelPackageArn"]}
 
     def delete_model_package(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,12 @@ The control API lets tests and benchmarks in another process use the backend as 
 
     GET  /_emulator/health   {"ok": true}
     GET  /_emulator/calls    {"calls": [{"operation", "params", "region", "error"}, ...]}
-    POST /_emulator/reset    forget all SageMaker state, calls and faults
+    GET  /_emulator/events   {"events": [<EventBridge event>, ...]}, oldest first
+    POST /_emulator/reset    forget all SageMaker state, calls, faults and events
     POST /_emulator/faults   {"operation": ..., "code": ..., "times": ..., "after_apply": ...}
+
+The events are the ``SageMaker Model Package State Change`` events SageMaker would have sent to
+EventBridge, so a test in another process can hand them to a Lambda handler as ``handler(event, None)``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class EmulatorApp:
             return _json({"ok": True})
         if route == ("GET", "calls"):
             return _json({"calls": [call.to_json() for call in self.backend.calls()]})
+        if route == ("GET", "events"):
+            return _json({"events": self.backend.events()})
         if route == ("POST", "reset"):
             self.backend.reset()
             return _json({})

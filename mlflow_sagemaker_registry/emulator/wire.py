@@ -2,8 +2,11 @@
 
 A request is ``POST /`` with ``X-Amz-Target: SageMaker.<Operation>`` and a JSON object body; the answer is a
 JSON object with timestamps as epoch seconds (what botocore's JSON parser expects), or an error
-``{"__type": <code>, "message": <text>}`` with HTTP 400. The region is read from the SigV4 credential scope
-of the ``Authorization`` header, so one backend can serve clients of several regions.
+``{"__type": <code>, "message": <text>}`` with HTTP 400. The region and the caller's access key id are read
+from the SigV4 credential scope of the ``Authorization`` header
+(``Credential=<access key id>/<date>/<region>/sagemaker/aws4_request``), so one backend can serve clients
+of several regions and tell a reviewer's client from the pipeline's by its access key. Signatures are not
+checked.
 
 ``answer`` is shared by the in-process router (botocore's ``before-send`` event) and the WSGI app used by
 the server, so both modes speak exactly the same protocol.
@@ -30,7 +33,15 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "application/x-amz-json-1.1"
 TARGET_PREFIX = "SageMaker."
 DEFAULT_REGION = "us-east-1"
-_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/(?P<region>[^/]+)/")
+_CREDENTIAL_SCOPE = re.compile(r"Credential=(?P<access_key_id>[^/,\s]+)/\d{8}/(?P<region>[^/]+)/")
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who signed a request (``None``: unsigned) and for which region, from its SigV4 credential scope."""
+
+    access_key_id: str | None
+    region: str
 
 
 @dataclass(frozen=True)
@@ -47,16 +58,23 @@ def answer(
     try:
         if target is None or not is_sagemaker(target):
             raise UnknownOperationError(f"Unknown target {target!r}: expected SageMaker.<Operation>")
-        result = backend.handle(target[len(TARGET_PREFIX) :], _parse(body), region_of(authorization))
+        signer = signer_of(authorization)
+        operation = target[len(TARGET_PREFIX) :]
+        result = backend.handle(operation, _parse(body), signer.region, signer.access_key_id)
     except EmulatorError as error:
         return _response(error.status, {"__type": error.code, "message": error.message})
     return _response(200, result)
 
 
+def signer_of(authorization: str | None) -> Signer:
+    """The access key id and region of a SigV4 ``Authorization`` header (unsigned: none, ``us-east-1``)."""
+    match = _CREDENTIAL_SCOPE.search(authorization or "")
+    return Signer(match["access_key_id"], match["region"]) if match else Signer(None, DEFAULT_REGION)
+
+
 def region_of(authorization: str | None) -> str:
     """The region a SigV4-signed request was signed for (``us-east-1`` if unsigned)."""
-    match = _CREDENTIAL_SCOPE.search(authorization or "")
-    return match["region"] if match else DEFAULT_REGION
+    return signer_of(authorization).region
 
 
 def is_sagemaker(target: str | None) -> bool:
