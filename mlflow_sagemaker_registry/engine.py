@@ -186,6 +186,18 @@ class Engine:
             )
         return self.apply(Plan(tuple(actions)), force=True)
 
+    def model_of_package(self, arn: str) -> str | None:
+        """The MLflow model whose version this registry's mlsync mirrored as the package `arn`, else None.
+
+        Read from the package's metadata identity (never from an event's copy of it): a package mlsync did
+        not create, or created for another MLflow registry, is not this registry's to pull.
+        """
+        identity = identity_of(self.registry.describe_package(arn).customer_metadata)
+        if identity is None:
+            return None
+        source, model, version = identity
+        return model if identity_key(self.source.identity(), model, version) == identity else None
+
     def _names(self, names: Sequence[str] | None) -> list[str]:
         return list(names) if names else self.source.model_names()
 
