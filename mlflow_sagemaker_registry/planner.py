@@ -379,7 +379,7 @@ def plan_model(
 
     Approval is merged three ways (approval_merge.py); `conflicts` is the `approval_conflicts` policy and
     `approval_tag` the MLflow tag a pull writes. With `pull_only` (`mlsync pull`) the plan writes only
-    MLflow: the pulls of SageMaker-side approval changes, nothing else.
+    MLflow: the pulls of SageMaker-side approval changes and the record of approvals both sides agree on.
     """
     packages = observed.packages if observed else ()
     actions: list[Action] = [] if observed or pull_only else [CreateGroup(group)]
@@ -408,7 +408,15 @@ def plan_model(
         found.extend([conflict] if conflict else [])
         pull = _pull(version, spec, package, merge, approval_tag, conflict)
         if pull_only:
-            actions.extend([pull] if pull else [])
+            if pull is not None:
+                actions.append(pull)
+            elif merge.outcome is Outcome.IN_SYNC and merge.base is not merge.result:
+                # Both sides agree on a value the record does not hold yet: record it, or a later change
+                # of either side would be measured against a stale base.
+                synced = {TAG_SYNCED_APPROVAL: merge.result.value}
+                actions.append(
+                    LinkVersion(version.model_name, version.version, synced, _becomes_approved(merge))
+                )
             continue
         version_drift = [
             Drift(

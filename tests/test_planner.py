@@ -1007,3 +1007,14 @@ def test_the_other_new_actions_describe_themselves() -> None:
         "tags": {"k": "v"},
         "stamp_approved": False,
     }
+
+
+def test_a_pull_records_an_approval_both_sides_agree_on() -> None:
+    """Both changed to the same value: the record follows, or a later review would look unchanged."""
+    v = version(1, aliases=("champion",))
+    package = reviewed(spec_of(v), 1, ApprovalStatus.APPROVED)
+    model = SourceModel(MODEL, versions=(linked(v, arn(1), synced=ApprovalStatus.PENDING),))
+    group = desired_group(model, SETTINGS)
+    observed = ObservedGroup(group.name, "", (package,))
+    plan = plan_model(model, group, observed, [spec_of(v)], SOURCE, pull_only=True)
+    assert plan.actions == (LinkVersion(MODEL, "1", {TAG_SYNCED_APPROVAL: "Approved"}, stamp_approved=True),)
