@@ -439,3 +439,13 @@ def test_safety_fractions_in_range(tmp_path: Path, fraction: str) -> None:
 def test_safety_fractions_out_of_range_are_refused(tmp_path: Path, fraction: str) -> None:
     with pytest.raises(ConfigError, match="safety_max_fraction"):
         load(tmp_path, env={"MLSYNC_SAFETY_MAX_FRACTION": fraction})
+
+
+def test_approval_conflicts_is_sagemaker_unless_set_to_mlflow(tmp_path: Path) -> None:
+    assert load_settings(env={}, cwd=tmp_path).approval_conflicts == "sagemaker"
+    assert (
+        load_settings(env={"MLSYNC_APPROVAL_CONFLICTS": "mlflow"}, cwd=tmp_path).approval_conflicts
+        == "mlflow"
+    )
+    with pytest.raises(ConfigError, match="approval_conflicts 'both': use sagemaker .* or mlflow"):
+        load_settings(env={"MLSYNC_APPROVAL_CONFLICTS": "both"}, cwd=tmp_path)

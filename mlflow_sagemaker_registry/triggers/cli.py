@@ -5,7 +5,7 @@ the error hierarchy into exit codes (documented in docs/configuration.md):
 
     0  done (or nothing to do)
     1  some actions failed, or MLflow / AWS could not be reached
-    2  usage or configuration error
+    2  usage or configuration error (also: `rollback` has nothing to roll back from, or no target)
     3  the plan was refused by the safety threshold (rerun with --force)
     4  some versions cannot be mirrored as they are (each named with its fix); the rest were applied
 """
