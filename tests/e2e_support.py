@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import boto3
+import mlflow
+import pytest
 from click.testing import CliRunner, Result
 
 from mlflow_sagemaker_registry.emulator import WRITE_OPERATIONS, Call, CallLog
@@ -32,3 +35,23 @@ def calls_since(emulator: CallLog, mark: int) -> list[Call]:
 def writes(calls: list[Call]) -> list[str]:
     """The operations among `calls` that change the registry, in order."""
     return [call.operation for call in calls if call.operation in WRITE_OPERATIONS]
+
+
+def use_registry(
+    monkeypatch: pytest.MonkeyPatch, emulator_url: str, registry_dir: Path, bucket: str
+) -> dict[str, str]:
+    """Be a user running mlsync against the SQLite registry in `registry_dir` and the emulator: the
+    environment (returned), the working directory, MLflow's tracking URI, and the S3 bucket (made once)."""
+    values = {
+        "AWS_ENDPOINT_URL": emulator_url,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{registry_dir / 'mlflow.db'}",
+        "MLSYNC_S3_PREFIX": f"s3://{bucket}/mlsync",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(registry_dir)
+    mlflow.set_tracking_uri(values["MLFLOW_TRACKING_URI"])
+    s3 = boto3.client("s3")
+    if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=bucket)
+    return values

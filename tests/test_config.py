@@ -447,5 +447,5 @@ def test_approval_conflicts_is_sagemaker_unless_set_to_mlflow(tmp_path: Path) ->
         load_settings(env={"MLSYNC_APPROVAL_CONFLICTS": "mlflow"}, cwd=tmp_path).approval_conflicts
         == "mlflow"
     )
-    with pytest.raises(ConfigError, match="approval_conflicts 'both': use sagemaker .* or mlflow"):
+    with pytest.raises(ConfigError, match=r"approval_conflicts 'both': use sagemaker .* or mlflow"):
         load_settings(env={"MLSYNC_APPROVAL_CONFLICTS": "both"}, cwd=tmp_path)

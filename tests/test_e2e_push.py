@@ -19,7 +19,7 @@ import boto3
 import mlflow
 import pytest
 from click.testing import CliRunner, Result
-from e2e_support import calls_since, mlsync, packages, writes
+from e2e_support import calls_since, mlsync, packages, use_registry, writes
 from mlflow_models import AWKWARD_PARAMS, log_version
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
@@ -70,19 +70,7 @@ def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture
 def env(emulator: EmulatorProcess, registry_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The environment of a user running mlsync against this registry and the emulator."""
-    values = {
-        "AWS_ENDPOINT_URL": emulator.url,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{registry_dir / 'mlflow.db'}",
-        "MLSYNC_S3_PREFIX": f"s3://{BUCKET}/mlsync",
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(registry_dir)
-    mlflow.set_tracking_uri(values["MLFLOW_TRACKING_URI"])
-    s3 = boto3.client("s3")
-    if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
-        s3.create_bucket(Bucket=BUCKET)
-    return values
+    return use_registry(monkeypatch, emulator.url, registry_dir, BUCKET)
 
 
 def read_json(s3_uri: str) -> Any:

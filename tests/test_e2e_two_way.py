@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import mlflow
 import pytest
-from e2e_support import calls_since, mlsync, writes
+from e2e_support import calls_since, mlsync, use_registry, writes
 from mlflow_models import log_version
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
@@ -65,18 +65,7 @@ def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def env(emulator: EmulatorProcess, registry_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    values = {
-        "AWS_ENDPOINT_URL": emulator.url,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{registry_dir / 'mlflow.db'}",
-        "MLSYNC_S3_PREFIX": f"s3://{BUCKET}/mlsync",
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(registry_dir)
-    mlflow.set_tracking_uri(values["MLFLOW_TRACKING_URI"])
-    s3 = boto3.client("s3")
-    if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
-        s3.create_bucket(Bucket=BUCKET)
+    use_registry(monkeypatch, emulator.url, registry_dir, BUCKET)
 
 
 def reviewer(emulator: EmulatorProcess) -> Any:
