@@ -28,10 +28,11 @@ from mlflow.tracking._model_registry.utils import _get_store_registry
 from mlflow_sagemaker_registry.config import Settings
 from mlflow_sagemaker_registry.errors import GatewayError
 from mlflow_sagemaker_registry.executor import Report
-from mlflow_sagemaker_registry.mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS
+from mlflow_sagemaker_registry.mapping import OWN_TAGS, TAG_SYNC_STATUS
 from mlflow_sagemaker_registry.planner import Plan
 from mlflow_sagemaker_registry.triggers.plugin import MirroringStore, inner_registry_uri, wait_for_mirrors
-from mlflow_sagemaker_registry.triggers.plugin_worker import Job, MirrorWorker
+from mlflow_sagemaker_registry.triggers.plugin_worker import MirrorWorker
+from mlflow_sagemaker_registry.triggers.reconcile import Job
 
 SCHEME = "mlsync-test-inner"
 VERSION = ModelVersion("m", "1", 0, status="READY")
@@ -105,7 +106,10 @@ for _name, _member in vars(AbstractStore).items():
 
 
 class FakeEngine:
-    """Records what the worker asks; `gate` (when set) holds every push until it is set."""
+    """Records what the worker asks; `gate` (when set) holds every push until it is set.
+
+    A `reconcile.Reconciler`; the plugin never asks it to pull (nothing in MLflow means "SageMaker changed").
+    """
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
@@ -117,6 +121,10 @@ class FakeEngine:
         if self.gate is not None:
             self.gate.wait(10)
         self.calls.append(("push", list(names)))
+        return Plan(), Report()
+
+    def pull(self, names: list[str]) -> tuple[Plan, Report]:
+        self.calls.append(("pull", list(names)))
         return Plan(), Report()
 
     def retire(self, name: str, versions: list[str]) -> Report:
@@ -208,7 +216,7 @@ def test_properties_and_inner_only_attributes_are_the_inner_stores(store: Any) -
         _ = store.no_such_attribute
 
 
-@pytest.mark.parametrize("key", [TAG_PACKAGE_ARN, TAG_SYNC_STATUS])
+@pytest.mark.parametrize("key", sorted(OWN_TAGS))
 def test_mlsyncs_own_tags_are_not_mirrored_back(store: Any, engine: FakeEngine, key: str) -> None:
     store.set_model_version_tag("m", "1", tag(key, "value"))
     store.delete_model_version_tag("m", "1", key)
@@ -296,16 +304,6 @@ def test_a_forked_child_mirrors_its_own_changes_and_not_its_parents(engine: Fake
     assert engine.calls == [("push", ["parent's model"])]
 
 
-def test_jobs_merge_only_pushes_of_the_same_model() -> None:
-    push = Job("m", frozenset({"1"}))
-    assert push.absorb(Job("m", frozenset({"2"}), pending=frozenset({"2"}))) == Job(
-        "m", frozenset({"1", "2"}), pending=frozenset({"2"})
-    )
-    assert push.absorb(Job("other")) is None
-    assert push.absorb(Job("m", gone=True)) is None
-    assert Job("m", gone=True).absorb(push) is None
-
-
 @pytest.mark.parametrize(
     ("error", "write", "outcome"),
     [
@@ -360,7 +358,7 @@ def test_a_version_still_registering_is_mirrored_once_ready(engine: FakeEngine) 
     inner.get_model_version = lambda name, version: ModelVersion(name, version, 0, status=next(statuses))
     worker = MirrorWorker(engine_of(engine), inner, poll_interval=0.01)
 
-    worker.submit(Job("m", frozenset({"1"}), pending=frozenset({"1"})))
+    worker.submit(Job("m", versions=frozenset({"1"}), pending=frozenset({"1"})))
 
     assert worker.flush(10)
     assert engine.calls == [("push", ["m"])]
@@ -371,7 +369,7 @@ def test_a_version_that_never_becomes_ready_is_recorded_as_failed(engine: FakeEn
     inner.results["get_model_version"] = ModelVersion("m", "1", 0, status="PENDING_REGISTRATION")
     worker = MirrorWorker(engine_of(engine), inner, ready_timeout=0.05, poll_interval=0.01)
 
-    worker.submit(Job("m", frozenset({"1"}), pending=frozenset({"1"})))
+    worker.submit(Job("m", versions=frozenset({"1"}), pending=frozenset({"1"})))
 
     assert worker.flush(10)
     assert engine.calls == []

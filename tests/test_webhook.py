@@ -1,5 +1,6 @@
-"""The webhook receiver in process: payloads, deduplication, the decision per delivery, the reconcile
-service over a fake engine, and the HTTP app served by uvicorn on a loopback port in a thread."""
+"""The webhook receiver in process: payloads, deduplication, echoes of mlsync's own tag writes, the
+decision per delivery, the reconcile service over a fake engine, and the HTTP app served by uvicorn on a
+loopback port in a thread."""
 
 from __future__ import annotations
 
@@ -9,27 +10,38 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import boto3
+import mlflow
 import pytest
+from mlflow_models import log_version
 from starlette.applications import Starlette
 
+from mlflow_sagemaker_registry.config import load_settings
+from mlflow_sagemaker_registry.emulator import emulated_aws
 from mlflow_sagemaker_registry.errors import SourceError, UnsafePlanError
 from mlflow_sagemaker_registry.executor import Failure, Report
+from mlflow_sagemaker_registry.mapping import OWN_TAGS, TAG_SYNC_STATUS, group_name
 from mlflow_sagemaker_registry.planner import Plan
+from mlflow_sagemaker_registry.triggers.reconcile import Job, Runner
 from mlflow_sagemaker_registry.triggers.webhook import (
     DeliveryLog,
+    OwnWrites,
     ReconcileService,
+    RecordingSource,
     WebhookReceiver,
     create_app,
     http_server,
     listen,
+    recording_engine,
     url_of,
 )
-from mlflow_sagemaker_registry.triggers.webhook_payload import EVENTS, ModelEvent, parse_event
+from mlflow_sagemaker_registry.triggers.webhook_payload import EVENTS, ModelEvent, TagWrite, parse_event
 from mlflow_sagemaker_registry.triggers.webhook_signature import signed_headers
+from mlflow_sagemaker_registry.wiring import connect
 
 SECRET = "receiver-secret"
 NOW = 1_750_000_000.0
@@ -45,13 +57,29 @@ def sent(payload: bytes, delivery_id: str = "d-1", at: float = NOW, secret: str 
 
 
 class FakeEngine:
-    """Records pushes; can be slow, raise, or report failures for chosen models."""
+    """Records pushes; can be slow, raise, or report failures for chosen models.
+
+    A `reconcile.Reconciler` (the receiver never pulls nor retires) and the MLflow tags it writes to.
+    """
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.pushes: list[tuple[str, ...] | None] = []
         self.errors: dict[str, Exception] = {}
         self.failing: set[str] = set()
+        self.tagged: list[tuple[str, str, dict[str, str]]] = []
+
+    def runner(self) -> Runner:
+        return Runner(lambda: self, self)
+
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        self.tagged.append((name, version, dict(tags)))
+
+    def pull(self, names: Sequence[str] | None = None) -> tuple[Plan, Report]:
+        raise AssertionError("the receiver never pulls")
+
+    def retire(self, name: str, versions: Sequence[str] = ()) -> Report:
+        raise AssertionError("the receiver never retires")
 
     def push(self, names: Sequence[str] | None = None) -> tuple[Plan, Report]:
         self.pushes.append(None if names is None else tuple(names))
@@ -69,6 +97,20 @@ class FakeEngine:
 @pytest.mark.parametrize("event", EVENTS)
 def test_every_subscribed_event_names_its_model(event: str) -> None:
     assert parse_event(body(event, name="churn", key="k")) == ModelEvent(event, "churn", "k")
+
+
+def test_a_delivery_naming_a_version_is_a_job_touching_it() -> None:
+    event = parse_event(body("model_version_tag.set", name="churn", version="3", key="k", value="v"))
+
+    assert event == ModelEvent("model_version_tag.set", "churn", "k", "3", "v")
+    assert event.job == Job("churn", versions=frozenset({"3"}))
+    assert event.tag_write == TagWrite("churn", "3", "k", "v")
+    assert parse_event(body("registered_model.created", name="churn")).job == Job("churn")
+    # Only a tag set is a tag write; a field of the wrong type is no field.
+    assert (
+        parse_event(body("model_version_tag.deleted", name="churn", version="3", key="k")).tag_write is None
+    )
+    assert parse_event(body("model_version.created", name="churn", version=3)).job == Job("churn")
 
 
 @pytest.mark.parametrize(
@@ -93,6 +135,7 @@ def test_anything_else_is_refused_with_a_reason(payload: bytes, message: str) ->
 def test_only_setting_mlsyncs_own_tags_is_its_own_doing() -> None:
     assert parse_event(body("model_version_tag.set", name="m", key="mlsync.sync_status")).is_own_tag
     assert parse_event(body("model_version_tag.set", name="m", key="sagemaker.model_package_arn")).is_own_tag
+    assert all(parse_event(body("model_version_tag.set", name="m", key=key)).is_own_tag for key in OWN_TAGS)
     assert not parse_event(body("model_version_tag.set", name="m", key="sagemaker.approval")).is_own_tag
     assert not parse_event(body("model_version_tag.deleted", name="m", key="mlsync.sync_status")).is_own_tag
 
@@ -120,41 +163,46 @@ def test_delivery_log_drops_the_oldest_ids_beyond_its_capacity() -> None:
 
 
 @pytest.fixture
-def submitted() -> list[str]:
+def submitted() -> list[Job]:
     return []
 
 
 @pytest.fixture
-def receiver(submitted: list[str]) -> WebhookReceiver:
-    return WebhookReceiver(SECRET, submitted.append, clock=lambda: NOW)
+def own_writes() -> OwnWrites:
+    return OwnWrites()
+
+
+@pytest.fixture
+def receiver(submitted: list[Job], own_writes: OwnWrites) -> WebhookReceiver:
+    return WebhookReceiver(SECRET, submitted.append, own_writes=own_writes, clock=lambda: NOW)
 
 
 def test_an_authentic_delivery_is_acknowledged_and_its_model_queued(
-    receiver: WebhookReceiver, submitted: list[str]
+    receiver: WebhookReceiver, submitted: list[Job]
 ) -> None:
     payload = body("model_version_alias.created", name="churn", alias="champion", version="3")
 
     outcome = receiver.receive(sent(payload), payload, "127.0.0.1")
 
     assert (outcome.status, outcome.body) == (202, {"status": "accepted"})
-    assert submitted == ["churn"]
+    assert submitted == [Job("churn", versions=frozenset({"3"}))]
     assert receiver.counters.snapshot() == {"accepted": 1}
 
 
 def test_a_retried_delivery_is_acknowledged_and_dropped(
-    receiver: WebhookReceiver, submitted: list[str]
+    receiver: WebhookReceiver, submitted: list[Job]
 ) -> None:
     payload = body(name="churn")
     outcomes = [receiver.receive(sent(payload), payload, "127.0.0.1") for _ in range(3)]
 
     assert [o.status for o in outcomes] == [202, 200, 200]
     assert outcomes[1].body == {"status": "duplicate"}
-    assert submitted == ["churn"]
+    assert submitted == [Job("churn")]
     assert receiver.counters.snapshot() == {"accepted": 1, "duplicate": 2}
 
 
 def test_a_forged_delivery_is_refused_and_logged_without_secret_or_body(
-    receiver: WebhookReceiver, submitted: list[str], caplog: pytest.LogCaptureFixture
+    receiver: WebhookReceiver, submitted: list[Job], caplog: pytest.LogCaptureFixture
 ) -> None:
     payload = body(name="secret-model-name")
     caplog.set_level(logging.INFO)
@@ -173,7 +221,7 @@ def test_a_forged_delivery_is_refused_and_logged_without_secret_or_body(
 
 
 def test_a_forged_delivery_does_not_burn_the_genuine_id(
-    receiver: WebhookReceiver, submitted: list[str]
+    receiver: WebhookReceiver, submitted: list[Job]
 ) -> None:
     payload = body(name="churn")
     assert receiver.receive(sent(payload, secret="guess"), payload, "-").status == 401
@@ -182,7 +230,7 @@ def test_a_forged_delivery_does_not_burn_the_genuine_id(
 
 @pytest.mark.parametrize("age", [301, -301], ids=["stale", "future"])
 def test_a_delivery_outside_the_window_is_refused(
-    receiver: WebhookReceiver, submitted: list[str], age: int, caplog: pytest.LogCaptureFixture
+    receiver: WebhookReceiver, submitted: list[Job], age: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     payload = body(name="churn")
     assert receiver.receive(sent(payload, at=NOW - age), payload, "-").status == 401
@@ -203,7 +251,7 @@ def test_an_unsigned_delivery_is_refused_and_its_id_quoted_in_the_log(
     [(b"nope", "body is not JSON"), (body("prompt.created", name="p"), "unsupported event 'prompt.created'")],
 )
 def test_an_authentic_but_unusable_delivery_is_a_400(
-    receiver: WebhookReceiver, submitted: list[str], payload: bytes, reason: str
+    receiver: WebhookReceiver, submitted: list[Job], payload: bytes, reason: str
 ) -> None:
     outcome = receiver.receive(sent(payload), payload, "-")
     assert outcome.status == 400 and outcome.body["reason"].startswith(reason)
@@ -211,7 +259,7 @@ def test_an_authentic_but_unusable_delivery_is_a_400(
 
 
 def test_mlsyncs_own_tags_are_acknowledged_but_not_reconciled(
-    receiver: WebhookReceiver, submitted: list[str]
+    receiver: WebhookReceiver, submitted: list[Job]
 ) -> None:
     own = body("model_version_tag.set", name="churn", version="1", key="mlsync.sync_status", value="synced")
     theirs = body(
@@ -220,7 +268,136 @@ def test_mlsyncs_own_tags_are_acknowledged_but_not_reconciled(
 
     assert receiver.receive(sent(own, "d-1"), own, "-").body["status"] == "ignored"
     assert receiver.receive(sent(theirs, "d-2"), theirs, "-").body["status"] == "accepted"
-    assert submitted == ["churn"]
+    assert submitted == [Job("churn", versions=frozenset({"1"}))]
+
+
+def tag_set(key: str, value: str, version: str = "1") -> bytes:
+    return body("model_version_tag.set", name="churn", version=version, key=key, value=value)
+
+
+def test_the_echo_of_a_tag_mlsync_just_wrote_is_acknowledged_once_but_not_reconciled(
+    receiver: WebhookReceiver, submitted: list[Job], own_writes: OwnWrites
+) -> None:
+    own_writes.expect("churn", "1", {"sagemaker.approval": "Approved"})  # a pull wrote it
+    echo = tag_set("sagemaker.approval", "Approved")
+
+    outcome = receiver.receive(sent(echo, "d-1"), echo, "-")
+    again = receiver.receive(sent(echo, "d-2"), echo, "-")  # someone set the same value: news
+
+    assert (outcome.status, outcome.body) == (202, {"status": "ignored", "reason": "a tag mlsync just wrote"})
+    assert again.body == {"status": "accepted"}
+    assert submitted == [Job("churn", versions=frozenset({"1"}))]
+    assert receiver.counters.snapshot() == {"ignored": 1, "accepted": 1}
+
+
+@pytest.mark.parametrize(
+    "delivered",
+    [
+        tag_set("sagemaker.approval", "Rejected"),  # someone else's value
+        tag_set("sagemaker.approval", "Approved", version="2"),  # another version
+        tag_set("team", "Approved"),  # another tag
+        body("model_version_tag.deleted", name="churn", version="1", key="sagemaker.approval"),
+    ],
+    ids=["value", "version", "key", "deleted"],
+)
+def test_anything_but_the_same_tag_write_is_news(
+    receiver: WebhookReceiver, submitted: list[Job], own_writes: OwnWrites, delivered: bytes
+) -> None:
+    own_writes.expect("churn", "1", {"sagemaker.approval": "Approved"})
+
+    assert receiver.receive(sent(delivered), delivered, "-").body == {"status": "accepted"}
+    assert len(submitted) == 1
+
+
+def test_another_value_first_drops_the_expectation_so_a_change_back_is_news() -> None:
+    writes = OwnWrites()
+    writes.expect("churn", "1", {"sagemaker.approval": "Approved"})
+
+    assert not writes.is_echo(TagWrite("churn", "1", "sagemaker.approval", "Rejected"))  # someone else
+    assert not writes.is_echo(TagWrite("churn", "1", "sagemaker.approval", "Approved"))  # and back
+
+
+def test_an_expectation_lasts_one_window() -> None:
+    now = [0.0]
+    writes = OwnWrites(window=300, clock=lambda: now[0])
+    writes.expect("churn", "1", {"k": "v", "other": "w"})
+
+    now[0] = 299.0
+    assert writes.is_echo(TagWrite("churn", "1", "k", "v"))
+    now[0] = 301.0  # its delivery would be refused as stale by now
+    assert not writes.is_echo(TagWrite("churn", "1", "other", "w"))
+
+
+class Tags:
+    """The tag-writing part of an MLflow source; refuses writes while `down`."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.written: list[tuple[str, str, dict[str, str]]] = []
+
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        if self.down:
+            raise SourceError("MLflow is unreachable")
+        self.written.append((name, version, dict(tags)))
+
+    def identity(self) -> str:
+        return "registry"
+
+
+def test_the_recording_source_expects_each_write_and_passes_the_rest_through() -> None:
+    tags, writes = Tags(), OwnWrites()
+    source: Any = RecordingSource(tags, writes)  # a ports.Source by delegation
+
+    source.set_version_tags("churn", "1", {"sagemaker.approval": "Approved"})
+    tags.down = True
+    with pytest.raises(SourceError):
+        source.set_version_tags("churn", "2", {"sagemaker.approval": "Approved"})
+
+    assert tags.written == [("churn", "1", {"sagemaker.approval": "Approved"})]
+    assert source.identity() == "registry"
+    assert writes.is_echo(TagWrite("churn", "1", "sagemaker.approval", "Approved"))
+    # A failed write makes no delivery: the same value set by someone else later is news.
+    assert not writes.is_echo(TagWrite("churn", "2", "sagemaker.approval", "Approved"))
+
+
+def test_a_pulled_approval_comes_back_as_an_echo_and_is_not_reconciled_again(
+    mlflow_uri: str, receiver: WebhookReceiver, submitted: list[Job], own_writes: OwnWrites
+) -> None:
+    """Real MLflow (SQLite) and the in-process SageMaker emulator: a reviewer approves in SageMaker, the
+    receiver's engine pulls the approval into MLflow's `sagemaker.approval` tag, and the deliveries MLflow
+    posts for the tags it wrote are all acknowledged as "ignored"."""
+    with emulated_aws():
+        boto3.client("s3").create_bucket(Bucket="echo")
+        log_version("churn", seed=1)
+        engine = recording_engine(
+            connect(load_settings({"s3_prefix": "s3://echo/mlsync"}, env={})), own_writes
+        )
+        engine.push(["churn"])
+        sagemaker = boto3.client("sagemaker")
+        (package,) = sagemaker.list_model_packages(ModelPackageGroupName=group_name("churn"))[
+            "ModelPackageSummaryList"
+        ]
+        sagemaker.update_model_package(
+            ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved"
+        )
+        tags_before = dict(mlflow.MlflowClient().get_model_version("churn", "1").tags)
+
+        engine.pull(["churn"])
+
+    tags = mlflow.MlflowClient().get_model_version("churn", "1").tags
+    assert tags["sagemaker.approval"] == "Approved"
+    written = {key: value for key, value in tags.items() if tags_before.get(key) != value}
+    assert "sagemaker.approval" in written
+    answers = {}
+    for n, (key, value) in enumerate(sorted(written.items())):  # what MLflow posts for each write
+        echo = tag_set(key, value)
+        answers[key] = receiver.receive(sent(echo, f"echo-{n}"), echo, "-").body
+    assert {answer["status"] for answer in answers.values()} == {"ignored"}
+    assert answers["sagemaker.approval"]["reason"] == "a tag mlsync just wrote"  # people set it too
+    assert submitted == []
+    # A reviewer's next change in MLflow is news again.
+    change = tag_set("sagemaker.approval", "Rejected")
+    assert receiver.receive(sent(change, "change"), change, "-").body["status"] == "accepted"
 
 
 # -- the reconcile service ----------------------------------------------------------------------
@@ -228,7 +405,9 @@ def test_mlsyncs_own_tags_are_acknowledged_but_not_reconciled(
 
 @contextmanager
 def service(engine: FakeEngine, **options: Any) -> Iterator[ReconcileService]:
-    running = ReconcileService(engine, **{"every": None, "drain_timeout": 5, "quiet": 0.02, **options})
+    running = ReconcileService(
+        engine.runner(), **{"every": None, "drain_timeout": 5, "quiet": 0.02, **options}
+    )
     running.start()
     try:
         yield running
@@ -248,7 +427,7 @@ def test_the_service_reconciles_everything_at_start_then_each_model_submitted() 
     with service(engine) as running:
         settle(running, 1)
         for _ in range(5):
-            running.submit("churn")
+            running.submit(Job("churn"))
         settle(running, 2)
     assert engine.pushes == [None, ("churn",)]
 
@@ -264,10 +443,11 @@ def test_failed_reconciles_are_counted_and_logged(caplog: pytest.LogCaptureFixtu
     engine = FakeEngine()
     engine.errors = {"gone": SourceError("model 'gone' does not exist"), "big": UnsafePlanError("too many")}
     engine.failing = {"throttled"}
+    caplog.set_level(logging.INFO)  # failed actions were logged by the executor; the summary is INFO
     with service(engine) as running:
         settle(running, 1)
         for name in ("gone", "big", "throttled", "fine"):
-            running.submit(name)
+            running.submit(Job(name))
         settle(running, 5)
         stats = running.stats()
     assert (stats["succeeded"], stats["failed"]) == (2, 3)
@@ -279,26 +459,36 @@ def test_failed_reconciles_are_counted_and_logged(caplog: pytest.LogCaptureFixtu
     )
 
 
+def test_a_failed_reconcile_is_recorded_on_the_version_the_delivery_named() -> None:
+    engine = FakeEngine()
+    engine.errors = {"churn": UnsafePlanError("too many")}
+    with service(engine) as running:
+        settle(running, 1)
+        running.submit(Job("churn", versions=frozenset({"3"})))
+        settle(running, 2)
+    assert engine.tagged == [("churn", "3", {TAG_SYNC_STATUS: "failed: too many"})]
+
+
 def test_stop_waits_for_a_running_reconcile_and_reports_what_never_started(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     engine = FakeEngine(delay=0.3)
-    running = ReconcileService(engine, every=60, drain_timeout=0, quiet=0, workers=1)
+    running = ReconcileService(engine.runner(), every=60, drain_timeout=0, quiet=0, workers=1)
     running.start()
     deadline = time.monotonic() + 5
     while running.stats()["running"] == 0:  # the startup reconcile
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    running.submit("churn")
+    running.submit(Job("churn"))
 
-    assert running.stop() == ["churn"]
+    assert running.stop() == [Job("churn")]
 
     assert engine.pushes == [None] and running.stats()["succeeded"] == 1
     assert (
         "stopped with 1 reconciles not started (model 'churn'); the next full reconcile covers them"
         in caplog.text
     )
-    assert running.submit("late") is False
+    assert running.submit(Job("late")) is False
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
@@ -329,7 +519,7 @@ def serving(app: Starlette) -> Iterator[tuple[str, int]]:
 
 @pytest.fixture
 def server(engine: FakeEngine) -> Iterator[tuple[str, int]]:
-    reconciles = ReconcileService(engine, every=None, drain_timeout=5, quiet=0.02)
+    reconciles = ReconcileService(engine.runner(), every=None, drain_timeout=5, quiet=0.02)
     with serving(
         create_app(WebhookReceiver(SECRET, reconciles.submit), reconciles, max_body=1024)
     ) as address:
@@ -390,9 +580,9 @@ def test_only_post_webhook_and_get_healthz_exist(server: tuple[str, int]) -> Non
 
 
 def test_the_app_starts_and_drains_the_service_with_the_server(engine: FakeEngine) -> None:
-    reconciles = ReconcileService(engine, every=None, drain_timeout=5, quiet=60)
+    reconciles = ReconcileService(engine.runner(), every=None, drain_timeout=5, quiet=60)
     with serving(create_app(WebhookReceiver(SECRET, reconciles.submit), reconciles)):
-        reconciles.submit("churn")  # would wait a minute for quiet, but the server stops first
+        reconciles.submit(Job("churn"))  # would wait a minute for quiet, but the server stops first
 
     assert len(engine.pushes) == 2 and set(engine.pushes) == {None, ("churn",)}
 

@@ -13,9 +13,10 @@ every thread. The store:
   backend behaves exactly as without the plugin;
 - delegates every store method to it, generically: MLflow's `AbstractStore` does not enforce its abstract
   methods, so a wrapper that forgot one would fail silently;
-- after a write that changes what SageMaker should hold (`_EVENTS`), queues a job for the background
-  worker (plugin_worker.py), which reconciles the model through the one `Engine` (`wiring.connect`),
-  reading and tagging the INNER registry, so its own tag writes never come back through this store.
+- after a write that changes what SageMaker should hold (`_EVENTS`), hands a `Job` (reconcile.py, the
+  contract every trigger shares) to the background worker (plugin_worker.py), which reconciles the model
+  through the one `Engine` (`wiring.connect`), reading and tagging the INNER registry, so its own tag
+  writes never come back through this store.
 
 The user's call never fails because of the mirror: only the inner store's own errors reach it.
 """
@@ -26,7 +27,7 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
@@ -34,20 +35,15 @@ from mlflow.store.model_registry.abstract_store import AbstractStore
 from mlflow.tracking._model_registry.utils import _get_store_registry
 
 from ..config import Settings, load_settings
-from ..mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS
-from .plugin_worker import PENDING_REGISTRATION, Job, MirrorWorker, wait_for_mirrors
-
-if TYPE_CHECKING:
-    from ..engine import Engine
+from ..mapping import OWN_TAGS
+from .plugin_worker import PENDING_REGISTRATION, MirrorWorker, wait_for_mirrors
+from .reconcile import Job, Kind, Reconciler
 
 __all__ = ["SCHEME_PREFIX", "MirroringStore", "wait_for_mirrors"]
 
 log = logging.getLogger(__name__)
 
 SCHEME_PREFIX = "mlsync+"
-
-# The version tags mlsync itself writes: a change of these is the mirror's own echo, never news.
-_OWN_TAGS = frozenset({TAG_PACKAGE_ARN, TAG_SYNC_STATUS})
 
 Event = Callable[[Mapping[str, Any], Any], tuple[Job, ...]]
 """What a store write means for SageMaker: (the call's bound arguments, its result) -> jobs."""
@@ -58,17 +54,18 @@ def _version_created(_arguments: Mapping[str, Any], version: Any) -> tuple[Job, 
         return ()
     number = str(version.version)
     pending = frozenset({number}) if version.status == PENDING_REGISTRATION else frozenset()
-    return (Job(version.name, frozenset({number}), pending=pending),)
+    return (Job(version.name, versions=frozenset({number}), pending=pending),)
 
 
 def _version_changed(arguments: Mapping[str, Any], _result: Any) -> tuple[Job, ...]:
-    return (Job(arguments["name"], frozenset({str(arguments["version"])})),)
+    return (Job(arguments["name"], versions=frozenset({str(arguments["version"])})),)
 
 
 def _version_tag_changed(arguments: Mapping[str, Any], result: Any) -> tuple[Job, ...]:
     tag = arguments.get("tag")
     key = tag.key if tag is not None else arguments["key"]
-    return () if key in _OWN_TAGS else _version_changed(arguments, result)
+    # A tag only mlsync writes is never news (setting or deleting it); the approval tag is people's too.
+    return () if key in OWN_TAGS else _version_changed(arguments, result)
 
 
 def _model_changed(arguments: Mapping[str, Any], _result: Any) -> tuple[Job, ...]:
@@ -76,17 +73,17 @@ def _model_changed(arguments: Mapping[str, Any], _result: Any) -> tuple[Job, ...
 
 
 def _version_deleted(arguments: Mapping[str, Any], _result: Any) -> tuple[Job, ...]:
-    return (Job(arguments["name"], frozenset({str(arguments["version"])}), gone=True),)
+    return (Job(arguments["name"], Kind.RETIRE, frozenset({str(arguments["version"])})),)
 
 
 def _model_deleted(arguments: Mapping[str, Any], _result: Any) -> tuple[Job, ...]:
-    return (Job(arguments["name"], gone=True),)
+    return (Job(arguments["name"], Kind.RETIRE),)
 
 
 def _model_renamed(arguments: Mapping[str, Any], _result: Any) -> tuple[Job, ...]:
     # SageMaker cannot rename a group: the new name is mirrored as a new group, and the old name's
     # packages are rejected like those of a deleted model, so each version has one deployable package.
-    return (Job(arguments["name"], gone=True), Job(arguments["new_name"]))
+    return (Job(arguments["name"], Kind.RETIRE), Job(arguments["new_name"]))
 
 
 _EVENTS: Mapping[str, Event] = {
@@ -125,13 +122,13 @@ class MirroringStore(AbstractStore):
         store_uri: str,
         tracking_uri: str | None = None,
         *,
-        connect: Callable[[Settings], Engine] | None = None,
+        connect: Callable[[Settings], Reconciler] | None = None,
     ) -> None:
         super().__init__(store_uri, tracking_uri)  # type: ignore[no-untyped-call]
         inner_uri = inner_registry_uri(store_uri)
         self._inner = _build_inner_store(inner_uri, tracking_uri)
 
-        def engine() -> Engine:
+        def engine() -> Reconciler:
             settings = load_settings({"registry_uri": inner_uri})
             settings = replace(settings, tracking_uri=settings.tracking_uri or tracking_uri)
             return (connect or _connect)(settings)
@@ -212,7 +209,7 @@ def _build_inner_store(inner_uri: str, tracking_uri: str | None) -> Any:
     return builder(store_uri=inner_uri)
 
 
-def _connect(settings: Settings) -> Engine:
+def _connect(settings: Settings) -> Reconciler:
     # Imported on first use: MLflow imports this module whenever it loads its store plugins, and most
     # of those processes never mirror anything, so they should not pay for importing boto3.
     from ..wiring import connect

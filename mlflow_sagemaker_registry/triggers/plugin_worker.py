@@ -1,19 +1,17 @@
-"""The registry-store plugin's background worker: mirror MLflow changes without ever failing MLflow.
+"""The registry-store plugin's front end to the reconcile queue: mirror MLflow changes without ever failing
+MLflow.
 
 Why a background thread: the user's MLflow call must return at MLflow's speed whatever AWS does (slow,
-down, refusing access), so the store only queues what changed and a worker reconciles it afterwards.
+down, refusing access), so the store only queues what changed and a worker reconciles it afterwards
+(reconcile.py: the same `Job`, `ReconcileQueue` and `Runner` as every trigger).
 Why at most one thread per store, started on demand and gone when idle: jobs run in order, so the engine
 (boto3 clients, an MLflow client) is never used by two threads at once, and an idle store holds no
-thread. A forked child starts afresh (`_after_fork`).
+thread. A forked child starts afresh (the queue's own fork handling).
 
-Queued jobs of one model coalesce: a reconcile mirrors the whole model as it is when it runs, so one
-queued push covers every change made before it starts. A job that is already running is never widened;
-a change during it queues one more push, which reads MLflow after the change.
-
-A failure is logged once and recorded on the versions the change touched (`mlsync.sync_status` =
-`failed: ...`, as `mlsync push` records its own), so the MLflow UI shows it and the next `mlsync push`
-repairs it. Nothing is lost when a script exits right after registering: the process waits for the
-queue before it ends (see `_drain_at_exit`).
+What the plugin adds to the shared parts: the engine is built on the worker at the first job; prompts are
+skipped and versions still registering are waited for (`MirrorWorker._prepare`); failures are recorded
+through the inner store; and nothing is lost when a script exits right after registering: the process
+waits for the queue before it ends (see `_drain_at_exit`).
 """
 
 from __future__ import annotations
@@ -22,22 +20,16 @@ from __future__ import annotations
 # exit hook (hooks run last-registered first) while boto3 and MLflow can still start transfer threads.
 import concurrent.futures.thread  # noqa: F401
 import logging
-import os
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mlflow.entities.model_registry import ModelVersionTag
 
 from ..errors import MlsyncError
-from ..mapping import TAG_SYNC_STATUS
-
-if TYPE_CHECKING:
-    from ..engine import Engine
+from .reconcile import Job, Kind, ReconcileQueue, Reconciler, Runner
 
 log = logging.getLogger(__name__)
 
@@ -48,41 +40,32 @@ EXIT_TIMEOUT = 600.0
 """Seconds a process waits at exit for changes still queued; what is left then is logged for a push."""
 
 QUIET = 0.05
-"""Seconds a worker waits before its first job: see `MirrorWorker._run`."""
-
-MAX_STATUS = 5000
-"""MLflow's limit on a tag value; the executor cuts its failure statuses to the same length."""
+"""Seconds a model waits after its first queued change before it is mirrored: the user's call returns
+before the worker competes with it for the GIL, and the changes a script makes right after registering
+(an alias, a tag) join the first push."""
 
 PENDING_REGISTRATION = "PENDING_REGISTRATION"
 """The status of a model version whose files MLflow is still copying (`ModelVersionStatus`)."""
 
 
-@dataclass(frozen=True)
-class Job:
-    """One change to mirror: reconcile a model, or reject the packages of versions that are gone.
+class _StoreTags:
+    """Records failures through the inner store, as the engine's own tags are: never through `mlsync+`."""
 
-    Attributes:
-        model: The registered model's name.
-        versions: The versions the change touched: where a failure is recorded; for a job that is
-            `gone`, the deleted versions (every version of the model when empty).
-        gone: The versions (or the whole model) no longer exist in MLflow.
-        pending: Versions that were still PENDING_REGISTRATION: waited for until READY.
-    """
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
 
-    model: str
-    versions: frozenset[str] = frozenset()
-    gone: bool = False
-    pending: frozenset[str] = frozenset()
-
-    def absorb(self, other: Job) -> Job | None:
-        """One push covering this job and `other`, or None when they must stay two jobs."""
-        if self.gone or other.gone or self.model != other.model:
-            return None
-        return Job(self.model, self.versions | other.versions, pending=self.pending | other.pending)
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            tag = ModelVersionTag(key, value)  # type: ignore[no-untyped-call]
+            self._inner.set_model_version_tag(name, version, tag)
 
 
 class MirrorWorker:
-    """Runs the mirror jobs of one plugin store on a background thread.
+    """Mirrors the changes of one plugin store on one background thread.
+
+    The engine reads and tags the INNER registry, so its own tag writes (a pulled `sagemaker.approval`
+    included) never come back through the plugin as changes: unlike the webhook receiver, the plugin has
+    no echo of its own writes to suppress.
 
     Args:
         connect: Builds the engine; called on the worker thread at the first job (never inside MLflow's
@@ -96,89 +79,39 @@ class MirrorWorker:
 
     def __init__(
         self,
-        connect: Callable[[], Engine],
+        connect: Callable[[], Reconciler],
         inner: Any,
         *,
         ready_timeout: float = READY_TIMEOUT,
         poll_interval: float = 1.0,
         quiet: float = QUIET,
     ) -> None:
-        self._connect = connect
         self._inner = inner
         self._ready_timeout = ready_timeout
         self._poll_interval = poll_interval
-        self._quiet = quiet
-        self._engine: Engine | None = None
-        self._jobs: deque[Job] = deque()
-        self._thread: threading.Thread | None = None
-        self._condition = threading.Condition()
+        runner = Runner(connect, _StoreTags(inner), prepare=self._prepare)
+        self._queue = ReconcileQueue(runner.run, workers=1, quiet=quiet, max_wait=quiet, name="mlsync-plugin")
         _WORKERS.add(self)
-
-    def forget_parent(self) -> None:
-        """Start afresh in a forked child process (see `_after_fork`)."""
-        self._engine = None
-        self._jobs = deque()
-        self._thread = None
-        self._condition = threading.Condition()
 
     def submit(self, job: Job) -> None:
         """Queue `job` (merged into a queued push of the same model) and make sure a thread runs it."""
-        with self._condition:
-            for index, queued in enumerate(self._jobs):
-                merged = queued.absorb(job)
-                if merged is not None:
-                    self._jobs[index] = merged
-                    break
-            else:
-                self._jobs.append(job)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="mlsync-plugin", daemon=True)
-                self._thread.start()
+        self._queue.submit(job)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued job has run; False if `timeout` seconds passed first."""
-        with self._condition:
-            return self._condition.wait_for(lambda: self._thread is None, timeout)
+        return self._queue.flush(timeout)
 
-    def queued_models(self) -> list[str]:
-        """The models of the jobs not started yet (for the exit warning)."""
-        with self._condition:
-            return [job.model for job in self._jobs]
+    def queued(self) -> list[Job]:
+        """The jobs not started yet (for the exit warning)."""
+        return self._queue.queued()
 
-    def _run(self) -> None:
-        # Let the user's call finish before competing with it for the GIL, and let the changes a script
-        # makes right after registering (an alias, a tag) join the first push.
-        time.sleep(self._quiet)
-        while True:
-            with self._condition:
-                if not self._jobs:
-                    self._thread = None
-                    self._condition.notify_all()
-                    return
-                job = self._jobs.popleft()
-            try:
-                self._mirror(job)
-            except Exception as exc:  # a failure must neither reach MLflow nor stop the worker
-                self._report(job, exc)
-
-    def _mirror(self, job: Job) -> None:
-        if job.gone:
-            self._engine_().retire(job.model, sorted(job.versions))
-            return
+    def _prepare(self, job: Job) -> bool:
+        """False for a prompt; waits for versions still being registered (a reconcile mirrors READY ones)."""
+        if job.kind is Kind.RETIRE or job.model is None:
+            return True
         # Prompts are registered models too (MLflow tags them), but there is no model to deploy.
         if self._inner.get_prompt(job.model) is not None:
-            return
-        self._await_ready(job)
-        # Per-version failures are recorded and logged by the executor; only a failed plan raises.
-        self._engine_().push([job.model])
-
-    def _engine_(self) -> Engine:
-        if self._engine is None:
-            self._engine = self._connect()
-        return self._engine
-
-    def _await_ready(self, job: Job) -> None:
-        """Wait for versions still being registered: a reconcile mirrors READY versions only."""
+            return False
         deadline = time.monotonic() + self._ready_timeout
         for version in sorted(job.pending):
             while self._inner.get_model_version(job.model, version).status == PENDING_REGISTRATION:
@@ -188,32 +121,6 @@ class MirrorWorker:
                         "`mlsync push` mirrors it once it is READY"
                     )
                 time.sleep(self._poll_interval)
-
-    def _report(self, job: Job, exc: Exception) -> None:
-        """Log the failure once, and record it on the touched versions that still exist."""
-        status = f"failed: {exc}"[:MAX_STATUS]
-        recorded = [] if job.gone else [v for v in sorted(job.versions) if self._record(job, v, status)]
-        if job.gone:
-            outcome = "the packages of the deleted versions were not rejected; reject them in SageMaker"
-        elif recorded:
-            outcome = f"recorded on version(s) {', '.join(recorded)}; `mlsync push` repairs it"
-        else:
-            outcome = "`mlsync push` repairs it"
-        log.warning(
-            "mlsync: mirroring MLflow model %r into SageMaker failed: %s (%s)",
-            job.model,
-            exc,
-            outcome,
-            # mlsync's own errors say what to do; anything else is a bug whose traceback is needed.
-            exc_info=not isinstance(exc, MlsyncError),
-        )
-
-    def _record(self, job: Job, version: str, status: str) -> bool:
-        try:
-            tag = ModelVersionTag(TAG_SYNC_STATUS, status)  # type: ignore[no-untyped-call]
-            self._inner.set_model_version_tag(job.model, version, tag)
-        except Exception:  # the version may be gone, or MLflow down too: the log line still tells
-            return False
         return True
 
 
@@ -239,24 +146,17 @@ def _drain_at_exit() -> None:
 
     Registered with `threading._register_atexit`, not `atexit`: those hooks run before the thread pools
     refuse new work (which `atexit` hooks run after), and mirroring a model uploads it with boto3's and
-    MLflow's thread pools.
+    MLflow's thread pools. A flush, not the queue's `close`: a close waits for a running mirror without
+    end, and a process must exit even when AWS hangs.
     """
     if wait_for_mirrors(EXIT_TIMEOUT):
         return
-    left = sorted({model for worker in list(_WORKERS) for model in worker.queued_models()})
+    left = sorted({job.describe() for worker in list(_WORKERS) for job in worker.queued()})
     log.warning(
-        "mlsync: exiting before MLflow changes were mirrored into SageMaker (models still queued: %s); "
+        "mlsync: exiting before MLflow changes were mirrored into SageMaker (still queued: %s); "
         "`mlsync push` mirrors them",
-        ", ".join(repr(model) for model in left) or "none, one was running",
+        ", ".join(left) or "none, one was running",
     )
 
 
-def _after_fork() -> None:
-    """In a forked child, the parent's worker threads do not exist, a lock may be held by one of them, and
-    the engine's connections are the parent's: drop it all. The parent mirrors what it had queued."""
-    for worker in list(_WORKERS):
-        worker.forget_parent()
-
-
 threading._register_atexit(_drain_at_exit)  # type: ignore[attr-defined]
-os.register_at_fork(after_in_child=_after_fork)

@@ -2,7 +2,8 @@
 
 For teams that cannot install the registry-store plugin on their tracking server or every client:
 MLflow (3.3+, SQL backends) posts a signed delivery for each registry change, and this receiver turns
-it into `Engine.push([model])`, the same reconcile `mlsync push` runs.
+it into a `Job` for the shared reconcile queue and runner (reconcile.py), which run `Engine.push([model])`,
+the same reconcile `mlsync push` runs.
 
 A delivery goes through, in order (see docs/webhooks.md):
 
@@ -11,13 +12,15 @@ A delivery goes through, in order (see docs/webhooks.md):
 3. deduplication (200 "duplicate"): MLflow delivers at least once, so a delivery id already accepted
    within the replay window is acknowledged and dropped (and a captured delivery cannot be replayed);
 4. event (400): only the six registry events mlsync subscribes to are accepted;
-5. acknowledgement (202) at once; the model is queued on a `CoalescingQueue`, so a burst of changes to
+5. echoes (202 "ignored"): a tag only mlsync writes (`mapping.OWN_TAGS`), or a tag write this
+   receiver's engine just made (`OwnWrites`: a pulled `sagemaker.approval`), or every reconcile would
+   trigger one more;
+6. acknowledgement (202) at once; the model is queued on a `ReconcileQueue`, so a burst of changes to
    one model becomes one or two reconciles, run on worker threads, never on the HTTP event loop.
 
 Rejections are logged with the delivery id, the peer and the reason, never the secret or the body.
-Version tags mlsync writes itself are acknowledged and ignored, or every reconcile would trigger a
-second one. Stage transitions, deletes and renames fire no webhook: a full reconcile runs at startup
-(catching up on deliveries missed while the receiver was down) and every `--reconcile-every`.
+Stage transitions, deletes and renames fire no webhook: a full reconcile runs at startup (catching up
+on deliveries missed while the receiver was down) and every `--reconcile-every`.
 
 The HTTP server is uvicorn with a Starlette app: both come with every MLflow install (mlflow-skinny
 requires them; `mlflow server` itself runs on uvicorn), and uvicorn is a production server with a
@@ -30,10 +33,10 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 import anyio.to_thread
 import uvicorn
@@ -42,11 +45,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..engine import Engine
 from ..errors import MlsyncError
-from ..executor import Report
-from ..planner import Plan
-from .webhook_payload import parse_event
-from .webhook_queue import CoalescingQueue
+from ..ports import Source
+from .reconcile import Job, ReconcileQueue, Runner
+from .webhook_payload import ModelEvent, TagWrite, parse_event
 from .webhook_signature import (
     DEFAULT_WINDOW_SECONDS,
     DELIVERY_ID_HEADER,
@@ -68,11 +71,12 @@ QUIET_SECONDS = 0.5
 MAX_WAIT_SECONDS = 5.0
 """...or at the latest this long after its first waiting delivery, so constant changes still mirror."""
 
+MEMORY_CAPACITY = 100_000
+"""The most delivery ids (or own tag writes) remembered at once, should a flood of validly signed
+deliveries (or writes) within one window ever exceed what memory should hold; the oldest go first."""
 
-class Pusher(Protocol):
-    """What the receiver needs of `Engine`."""
-
-    def push(self, names: Sequence[str] | None = None) -> tuple[Plan, Report]: ...
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -99,41 +103,143 @@ class Counters:
             return dict(self._counts)
 
 
+class _Expiring(Generic[K, V]):
+    """A map whose entries expire: swept every `sweep_every` seconds, and capped at `capacity` entries
+    (the oldest dropped first). Not locked: its owners are."""
+
+    def __init__(self, sweep_every: float, capacity: int) -> None:
+        self._sweep_every = sweep_every
+        self._capacity = capacity
+        self._entries: dict[K, tuple[V, float]] = {}
+        self._next_sweep = 0.0
+
+    def get(self, key: K, now: float) -> V | None:
+        """The value of a live entry, or None."""
+        if now >= self._next_sweep:
+            self._entries = {k: entry for k, entry in self._entries.items() if entry[1] > now}
+            self._next_sweep = now + self._sweep_every
+        entry = self._entries.get(key)
+        return entry[0] if entry is not None and entry[1] > now else None
+
+    def put(self, key: K, value: V, expires_at: float) -> None:
+        self._entries.pop(key, None)  # to the end: the newest
+        self._entries[key] = (value, expires_at)
+        while len(self._entries) > self._capacity:
+            del self._entries[next(iter(self._entries))]
+
+    def pop(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+
 class DeliveryLog:
     """The ids of deliveries accepted within the replay window, to drop retries and replays.
 
     An id is kept until its signed timestamp leaves the window: after that, `verify` refuses the
-    delivery as stale anyway, so memory is bounded by the deliveries of one window (and by `capacity`,
-    dropping the oldest ids first, should a flood of validly signed deliveries ever exceed it).
+    delivery as stale anyway, so memory is bounded by the deliveries of one window (and by `capacity`).
     """
 
-    def __init__(self, window: float, capacity: int = 100_000) -> None:
+    def __init__(self, window: float, capacity: int = MEMORY_CAPACITY) -> None:
         self._window = window
-        self._capacity = capacity
-        self._expiry: dict[str, float] = {}
-        self._next_sweep = 0.0
+        self._ids: _Expiring[str, bool] = _Expiring(window / 10, capacity)
         self._lock = threading.Lock()
 
     def remember(self, delivery_id: str, signed_at: int, now: float) -> bool:
         """Record an id; False when it was recorded before (a retry or a replay)."""
         with self._lock:
-            if now >= self._next_sweep:
-                self._expiry = {key: at for key, at in self._expiry.items() if at > now}
-                self._next_sweep = now + self._window / 10
-            if self._expiry.get(delivery_id, now) > now:
+            if self._ids.get(delivery_id, now) is not None:
                 return False
-            self._expiry[delivery_id] = signed_at + self._window
-            while len(self._expiry) > self._capacity:
-                del self._expiry[next(iter(self._expiry))]
+            self._ids.put(delivery_id, True, signed_at + self._window)
             return True
 
 
+class OwnWrites:
+    """The MLflow version tags this receiver's engine set lately, so that their deliveries are known.
+
+    A pull (and a push, which pulls too) writes the approval tag people also set (`sagemaker.approval`),
+    so it cannot be filtered by key as `mapping.OWN_TAGS` are; MLflow then posts a
+    `model_version_tag.set` for it, and reconciling for that finds nothing to do. So each write is
+    expected once: the delivery of the same model, version, key and value is its echo and uses the
+    expectation up. A delivery of another value for that tag is someone else's change: it is accepted
+    and drops the expectation, so that a later change back to mlsync's value is not taken for the echo.
+    An expectation lasts one signature window, after which its delivery would be refused as stale.
+    Writes whose value was already there (the source skips them) leave an expectation that only an
+    identical write, which changes nothing, can match.
+
+    Args:
+        window: Seconds an expectation lasts.
+        clock: Monotonic seconds.
+        capacity: The most expectations kept (the oldest go first).
+    """
+
+    def __init__(
+        self,
+        window: float = DEFAULT_WINDOW_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        capacity: int = MEMORY_CAPACITY,
+    ) -> None:
+        self._window = window
+        self._clock = clock
+        self._expected: _Expiring[tuple[str, str, str], str] = _Expiring(window / 10, capacity)
+        self._lock = threading.Lock()
+
+    def expect(self, model: str, version: str, tags: Mapping[str, str]) -> None:
+        """Tags about to be written: expect one delivery each."""
+        with self._lock:
+            expires_at = self._clock() + self._window
+            for key, value in tags.items():
+                self._expected.put((model, version, key), value, expires_at)
+
+    def cancel(self, model: str, version: str, tags: Mapping[str, str]) -> None:
+        """The write failed: expect nothing of it."""
+        with self._lock:
+            now = self._clock()
+            for key, value in tags.items():
+                if self._expected.get((model, version, key), now) == value:
+                    self._expected.pop((model, version, key))
+
+    def is_echo(self, write: TagWrite) -> bool:
+        """Whether a delivered tag write is the echo of an expected one (each is matched once)."""
+        key = (write.model, write.version, write.key)
+        with self._lock:
+            expected = self._expected.get(key, self._clock())
+            self._expected.pop(key)
+        return expected == write.value
+
+
+class RecordingSource:
+    """A `ports.Source` that tells `OwnWrites` of each tag write, before making it (MLflow may post the
+    delivery before the write returns); every other attribute is the wrapped source's."""
+
+    def __init__(self, source: Source, writes: OwnWrites) -> None:
+        self._source = source
+        self._writes = writes
+
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        self._writes.expect(name, version, tags)
+        try:
+            self._source.set_version_tags(name, version, tags)
+        except Exception:
+            self._writes.cancel(name, version, tags)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+
+def recording_engine(engine: Engine, writes: OwnWrites) -> Engine:
+    """The same engine, its MLflow tag writes told to `writes`."""
+    source = RecordingSource(engine.gateways.source, writes)
+    return Engine(engine.settings, replace(engine.gateways, source=source))
+
+
 class WebhookReceiver:
-    """Decides each delivery (steps 2-5 of the module docstring); independent of HTTP for testing.
+    """Decides each delivery (steps 2-6 of the module docstring); independent of HTTP for testing.
 
     Args:
         secret: The webhook's HMAC secret.
-        submit: Queues a reconcile of a model.
+        submit: Queues a reconcile.
+        own_writes: The tag writes of the engine behind `submit`, whose deliveries are echoes.
         window: Seconds a delivery's timestamp may be away from `clock()`.
         clock: Wall-clock seconds, as MLflow's timestamps are.
     """
@@ -141,13 +247,15 @@ class WebhookReceiver:
     def __init__(
         self,
         secret: str,
-        submit: Callable[[str], object],
+        submit: Callable[[Job], object],
         *,
+        own_writes: OwnWrites | None = None,
         window: float = DEFAULT_WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
         self._submit = submit
+        self._own_writes = own_writes
         self._window = window
         self._clock = clock
         self._deliveries = DeliveryLog(window)
@@ -170,15 +278,32 @@ class WebhookReceiver:
             event = parse_event(body)
         except ValueError as exc:
             return self.reject(400, str(exc), str(exc), headers, peer)
-        if event.is_own_tag:
+        echo = self._echo(event)
+        if echo is not None:
             self.counters.add("ignored")
-            return Outcome(202, {"status": "ignored", "reason": "a tag mlsync writes itself"})
-        self._submit(event.model)
+            log.info(
+                "ignored delivery %s: %s on model %r, %s",
+                _quoted(signed.delivery_id),
+                event.event,
+                event.model,
+                echo,
+            )
+            return Outcome(202, {"status": "ignored", "reason": echo})
+        self._submit(event.job)
         self.counters.add("accepted")
         log.info(
             "accepted delivery %s: %s on model %r", _quoted(signed.delivery_id), event.event, event.model
         )
         return Outcome(202, {"status": "accepted"})
+
+    def _echo(self, event: ModelEvent) -> str | None:
+        """Why the delivery is mlsync's own doing, or None when it is news."""
+        if event.is_own_tag:
+            return "a tag mlsync writes itself"
+        write = event.tag_write
+        if write is not None and self._own_writes is not None and self._own_writes.is_echo(write):
+            return "a tag mlsync just wrote"
+        return None
 
     def reject(self, status: int, answer: str, reason: str, headers: Mapping[str, str], peer: str) -> Outcome:
         """Log a rejection (id, peer, reason: no secret, no body) and make its answer."""
@@ -201,14 +326,15 @@ def _quoted(value: str | None) -> str:
 class ReconcileService:
     """The work behind the receiver: coalesced reconciles of touched models, and full reconciles.
 
-    A full reconcile is queued at `start()` and every `every` seconds. `stop()` drains the queue for up
-    to `drain_timeout` seconds and always waits for reconciles already running, so nothing is cut off
-    half-applied; what never started is logged and left for the next full reconcile.
+    Deliveries and the periodic timer feed one `ReconcileQueue` with `Job`s for one `Runner`: a full
+    reconcile (`Job()`, every model) is queued at `start()` and every `every` seconds. `stop()` drains
+    the queue for up to `drain_timeout` seconds and always waits for reconciles already running, so
+    nothing is cut off half-applied; what never started is logged and left for the next full reconcile.
     """
 
     def __init__(
         self,
-        engine: Pusher,
+        runner: Runner,
         *,
         every: float | None,
         drain_timeout: float,
@@ -216,39 +342,34 @@ class ReconcileService:
         quiet: float = QUIET_SECONDS,
         max_wait: float = MAX_WAIT_SECONDS,
     ) -> None:
-        self._engine = engine
+        self._runner = runner
         self._every = every
         self._drain_timeout = drain_timeout
-        # Queue keys are model names, and None for a full reconcile (as in `Engine.push(None)`).
-        self._queue: CoalescingQueue[str | None] = CoalescingQueue(
-            self._reconcile, workers=workers, quiet=quiet, max_wait=max_wait, name="mlsync-reconcile"
-        )
+        self._queue = ReconcileQueue(self._run, workers=workers, quiet=quiet, max_wait=max_wait)
         self._stopping = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="mlsync-reconcile-every", daemon=True)
         self.counters = Counters()
 
     def start(self) -> None:
-        self._queue.start()
-        self._queue.submit(None)
+        self._queue.submit(Job())
         if self._every is not None:
             self._ticker.start()
 
-    def submit(self, model: str) -> bool:
-        """Queue a reconcile of one model; False once stopping (a full reconcile will cover it)."""
-        return self._queue.submit(model)
+    def submit(self, job: Job) -> bool:
+        """Queue a reconcile; False once stopping (a full reconcile will cover it)."""
+        return self._queue.submit(job)
 
-    def stop(self) -> list[str | None]:
-        """Stop the timer, drain the queue; the reconciles that never started (None: all models)."""
+    def stop(self) -> list[Job]:
+        """Stop the timer, drain the queue; the reconciles that never started."""
         self._stopping.set()
         if self._ticker.is_alive():
             self._ticker.join()
         left = self._queue.close(self._drain_timeout)
         if left:
-            names = [_describe(key) for key in left]
             log.warning(
                 "stopped with %d reconciles not started (%s); the next full reconcile covers them",
                 len(left),
-                ", ".join(names),
+                ", ".join(job.describe() for job in left),
             )
         return left
 
@@ -257,36 +378,10 @@ class ReconcileService:
 
     def _tick(self) -> None:
         while not self._stopping.wait(self._every):
-            self._queue.submit(None)
+            self._queue.submit(Job())
 
-    def _reconcile(self, model: str | None) -> None:
-        what = _describe(model)
-        try:
-            plan, report = self._engine.push(None if model is None else [model])
-        except MlsyncError as exc:
-            self.counters.add("failed")
-            log.error("reconciling %s failed: %s", what, exc)
-            return
-        if report.ok:
-            self.counters.add("succeeded")
-            log.info("reconciled %s: %d actions, %d problems", what, len(plan.actions), len(plan.problems))
-        else:
-            self.counters.add("failed")
-            first = report.failures[0]
-            log.error(
-                "reconciling %s: %d of %d actions failed, first %s v%s %s: %s",
-                what,
-                len(report.failures),
-                len(plan.actions),
-                first.model_name,
-                first.version,
-                first.action,
-                first.message,
-            )
-
-
-def _describe(model: str | None) -> str:
-    return "every model" if model is None else f"model {model!r}"
+    def _run(self, job: Job) -> None:
+        self.counters.add("succeeded" if self._runner.run(job) else "failed")
 
 
 def create_app(
@@ -367,7 +462,7 @@ def url_of(listener: socket.socket) -> str:
 
 
 def serve(
-    engine: Pusher,
+    engine: Engine,
     secret: str,
     *,
     host: str,
@@ -376,9 +471,15 @@ def serve(
     drain_timeout: float,
     announce: Callable[[str], Any],
 ) -> None:
-    """Run the receiver until SIGINT/SIGTERM, then shut down gracefully (see `ReconcileService`)."""
-    service = ReconcileService(engine, every=reconcile_every, drain_timeout=drain_timeout)
-    app = create_app(WebhookReceiver(secret, service.submit), service)
+    """Run the receiver until SIGINT/SIGTERM, then shut down gracefully (see `ReconcileService`).
+
+    The engine's MLflow tag writes are recorded (`recording_engine`), so their deliveries are ignored.
+    """
     listener = listen(host, port)
+    own_writes = OwnWrites()
+    recording = recording_engine(engine, own_writes)
+    runner = Runner(lambda: recording, recording.gateways.source)
+    service = ReconcileService(runner, every=reconcile_every, drain_timeout=drain_timeout)
+    app = create_app(WebhookReceiver(secret, service.submit, own_writes=own_writes), service)
     announce(f"listening on {url_of(listener)}")
     http_server(app).run(sockets=[listener])

@@ -2,7 +2,9 @@
 
 A delivery's body is `{"entity", "action", "timestamp", "data"}` (mlflow/webhooks/delivery.py), and for
 every registry event `data.name` is the registered model. A reconcile mirrors a whole model, so the model
-name is all the receiver needs, plus the tag key to recognise the tags mlsync writes itself.
+name is all the receiver needs to queue a `Job` (reconcile.py), plus `data.version` (where a failure is
+recorded), and the tag key and value, to recognise the tags mlsync writes itself and the echo of a tag
+write mlsync just made.
 """
 
 from __future__ import annotations
@@ -10,20 +12,29 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS
+from ..mapping import OWN_TAGS
+from .reconcile import Job
 
+TAG_SET = "model_version_tag.set"
 EVENTS = (
     "registered_model.created",
     "model_version.created",
-    "model_version_tag.set",
+    TAG_SET,
     "model_version_tag.deleted",
     "model_version_alias.created",
     "model_version_alias.deleted",
 )
 """The registry events mlsync subscribes to and accepts: every one MLflow has that can change a package."""
 
-OWN_TAGS = frozenset({TAG_PACKAGE_ARN, TAG_SYNC_STATUS})
-"""Version tags each reconcile writes; reconciling again because one was set would only loop."""
+
+@dataclass(frozen=True)
+class TagWrite:
+    """One version tag set to one value: what a `model_version_tag.set` delivery reports."""
+
+    model: str
+    version: str
+    key: str
+    value: str
 
 
 @dataclass(frozen=True)
@@ -33,15 +44,30 @@ class ModelEvent:
     event: str
     model: str
     tag: str | None = None
+    version: str | None = None
+    value: str | None = None
 
     @property
     def is_own_tag(self) -> bool:
-        """A tag mlsync itself set after a reconcile (deleting one still triggers a reconcile)."""
-        return self.event == "model_version_tag.set" and self.tag in OWN_TAGS
+        """A tag only mlsync sets (`mapping.OWN_TAGS`): reconciling again for it would only loop.
+        Deleting one still triggers a reconcile."""
+        return self.event == TAG_SET and self.tag in OWN_TAGS
+
+    @property
+    def tag_write(self) -> TagWrite | None:
+        """The tag write a `model_version_tag.set` delivery reports (None for other events)."""
+        if self.event != TAG_SET or self.version is None or self.tag is None or self.value is None:
+            return None
+        return TagWrite(self.model, self.version, self.tag, self.value)
+
+    @property
+    def job(self) -> Job:
+        """The reconcile the delivery asks for: its model, touched at its version (if it names one)."""
+        return Job(self.model, versions=frozenset() if self.version is None else frozenset({self.version}))
 
 
 def parse_event(body: bytes) -> ModelEvent:
-    """The event, model and tag key of a verified delivery body.
+    """The event, model, version and tag of a verified delivery body.
 
     Raises:
         ValueError: the body is not an MLflow webhook payload, names no model, or its event is not one
@@ -60,5 +86,11 @@ def parse_event(body: bytes) -> ModelEvent:
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ValueError(f"{event} payload has no model name")
-    tag = data.get("key")
-    return ModelEvent(event, name, tag if isinstance(tag, str) else None)
+    return ModelEvent(
+        event, name, _text(data.get("key")), _text(data.get("version")), _text(data.get("value"))
+    )
+
+
+def _text(value: object) -> str | None:
+    """A payload field that should be a string (MLflow's payload types say so), or None."""
+    return value if isinstance(value, str) else None
