@@ -19,10 +19,12 @@ three values, per version:
 
 "MLflow changed" means the settled mapping no longer gives the base; "SageMaker changed" means the
 package no longer holds it. A pull happens even where settling would make the two agree (a reviewer
-rejected a version MLflow still calls pending), so that every review is recorded in MLflow. Without a base (packages mirrored before mlsync recorded one, or adopted
-ones), a package still `PendingManualApproval` takes MLflow's approval (nobody has reviewed it), and an
-`Approved` or `Rejected` package MLflow disagrees with is taken as a review and pulled: a human decision is
-never turned around on first sight.
+rejected a version MLflow still calls pending), so that every review is recorded in MLflow.
+
+Without a base (packages mirrored before mlsync recorded one, or adopted ones), a package still
+`PendingManualApproval` takes MLflow's approval (nobody has reviewed it), and an `Approved` or `Rejected`
+package MLflow disagrees with is taken as a review and pulled: a human decision is never turned around
+on first sight.
 
 No I/O and no boto3, mlflow or click (docs/mapping.md, "Two-way approval").
 """

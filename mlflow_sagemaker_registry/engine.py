@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .actions import Action, DeletePackage, UpdatePackage
 from .config import Settings
 from .domain import ApprovalStatus, ObservedGroup, PackageSpec, SourceModel
 from .errors import MappingError
@@ -23,16 +24,7 @@ from .mapping import (
     identity_key,
     identity_of,
 )
-from .planner import (
-    Action,
-    CreateGroup,
-    CreatePackage,
-    DeletePackage,
-    Plan,
-    UpdatePackage,
-    plan_model,
-    trusted_packages,
-)
+from .planner import Plan, plan_model, trusted_packages
 from .ports import Gateways
 from .rollback import plan_rollback
 
@@ -120,7 +112,7 @@ class Engine:
         plan, model, observed = self._plan_one(name)
         by_arn = {p.arn: p for p in observed.packages} if observed else {}
         matched = {version: arn for _, version, arn in plan.matched}
-        pending = _versions_with_actions(plan.actions)
+        pending = {action.version for action in plan.actions}
         problems = {p.version: str(p) for p in plan.problems}
         conflicts = {c.version: c.message for c in plan.conflicts}
         rows = []
@@ -195,7 +187,7 @@ class Engine:
         identity = identity_of(self.registry.describe_package(arn).customer_metadata)
         if identity is None:
             return None
-        source, model, version = identity
+        _, model, version = identity
         return model if identity_key(self.source.identity(), model, version) == identity else None
 
     def _names(self, names: Sequence[str] | None) -> list[str]:
@@ -240,13 +232,3 @@ class Engine:
             for summary in listing.summaries
         )
         return ObservedGroup(listing.name, listing.description, packages)
-
-
-def _versions_with_actions(actions: Sequence[Action]) -> set[str]:
-    versions = set()
-    for action in actions:
-        if isinstance(action, CreatePackage):
-            versions.add(action.spec.version)
-        elif not isinstance(action, CreateGroup):
-            versions.add(action.version)
-    return versions

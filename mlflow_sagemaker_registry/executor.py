@@ -12,9 +12,21 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
+from .actions import (
+    Action,
+    CreateGroup,
+    CreatePackage,
+    DeletePackage,
+    LinkVersion,
+    MoveAlias,
+    PullApproval,
+    RecordProblem,
+    UpdatePackage,
+)
 from .config import Settings
-from .domain import ApprovalStatus, Inference, PackageSpec
+from .domain import ApprovalStatus
 from .errors import MlsyncError
 from .mapping import (
     MAX_TAG_VALUE,
@@ -24,19 +36,7 @@ from .mapping import (
     TAG_SYNCED_APPROVAL,
     sync_status,
 )
-from .planner import (
-    Action,
-    CreateGroup,
-    CreatePackage,
-    DeletePackage,
-    LinkVersion,
-    MoveAlias,
-    Plan,
-    PullApproval,
-    RecordProblem,
-    UpdatePackage,
-    VersionAction,
-)
+from .planner import Plan
 from .ports import Gateways
 from .staging import Stager
 
@@ -89,8 +89,26 @@ class Report:
         }
 
 
+@dataclass
+class _Run:
+    """What one `apply` has done so far: the report, and what failed (so dependants are skipped)."""
+
+    report: Report = field(default_factory=Report)
+    failed_models: set[str] = field(default_factory=set)
+    failed_versions: set[tuple[str, str]] = field(default_factory=set)
+
+    def follows_a_failure(self, action: Action) -> bool:
+        """An MLflow write after a failed SageMaker write of its version: what MLflow records follows
+        what SageMaker holds, so the next run decides instead."""
+        return (action.model_name, action.version) in self.failed_versions
+
+
 class Executor:
-    """Applies plans; holds nothing between calls but its collaborators."""
+    """Applies plans; holds nothing between calls but its collaborators.
+
+    Each action type has one handler (`_HANDLERS`): adding an action is adding its class in actions.py,
+    its handler here and the planner rule that makes it.
+    """
 
     def __init__(self, settings: Settings, gateways: Gateways) -> None:
         self._source = gateways.source
@@ -100,77 +118,34 @@ class Executor:
 
     def apply(self, plan: Plan, progress: Callable[[Action], None] | None = None) -> Report:
         """Apply every action in order; a failed group or version skips only what depends on it."""
-        report = Report()
-        failed_groups: set[str] = set()
-        failed_versions: set[tuple[str, str]] = set()
+        run = _Run()
         for action in plan.actions:
             try:
-                self._apply_one(action, report, failed_groups, failed_versions)
+                _HANDLERS[type(action)](self, action, run)
             except MlsyncError as exc:
-                self._record_failure(action, exc, report, failed_groups, failed_versions)
+                self._record_failure(action, exc, run)
             if progress is not None:
                 progress(action)
-        return report
+        return run.report
 
-    def _apply_one(
-        self,
-        action: Action,
-        report: Report,
-        failed_groups: set[str],
-        failed_versions: set[tuple[str, str]],
-    ) -> None:
-        if isinstance(action, CreateGroup):
-            self._registry.create_group(action.spec)
-            report.groups_created.append(action.spec.name)
-        elif isinstance(action, CreatePackage):
-            if action.spec.group_name in failed_groups:
-                raise MlsyncError(f"group {action.spec.group_name} could not be created")
-            arn = self._create(action.spec, report)
-            report.packages_created.append(arn)
-        elif isinstance(action, UpdatePackage):
-            for document in action.documents:
-                self._storage.put_document(document)
-            self._registry.update_package(
-                action.arn,
-                approval=action.approval,
-                approval_reason=action.approval_reason,
-                lifecycle=action.lifecycle,
-                metadata_set=action.metadata_set,
-                metadata_remove=action.metadata_remove,
-            )
-            report.packages_updated.append(action.arn)
-        elif (action.model_name, action.version) in failed_versions:
-            # What MLflow records follows what SageMaker holds: after a failed write, the next run decides.
-            return
-        elif isinstance(action, LinkVersion):
-            tags = _stamped(action.tags, action.stamp_approved)
-            self._source.set_version_tags(action.model_name, action.version, tags)
-            report.versions_linked.append(f"{action.model_name}/{action.version}")
-        elif isinstance(action, PullApproval):
-            tags = _stamped(action.tags, action.stamp_approved)
-            self._source.set_version_tags(action.model_name, action.version, tags)
-            report.approvals_pulled.append(f"{action.model_name}/{action.version}")
-        elif isinstance(action, MoveAlias):
-            self._source.set_alias(action.model_name, action.alias, action.version)
-            report.aliases_moved.append(f"{action.model_name}@{action.alias}")
-        elif isinstance(action, RecordProblem):
-            self._source.set_version_tags(
-                action.model_name, action.version, {TAG_SYNC_STATUS: action.message}
-            )
-        elif isinstance(action, DeletePackage):
-            self._registry.delete_package(action.arn)
-            report.packages_deleted.append(action.arn)
+    def _create_group(self, action: CreateGroup, run: _Run) -> None:
+        self._registry.create_group(action.spec)
+        run.report.groups_created.append(action.spec.name)
 
-    def _create(self, spec: PackageSpec, report: Report) -> str:
+    def _create_package(self, action: CreatePackage, run: _Run) -> None:
         """Documents, then the artifact, then the package, then the MLflow back-link, in that order.
 
         A crash between the create and the tag leaves a package whose metadata names its version, so
         the next plan adopts it (and its ClientToken makes a retried create return the same package).
         """
+        spec = action.spec
+        if spec.model_name in run.failed_models:
+            raise MlsyncError(f"group {spec.group_name} could not be created")
         for document in spec.documents:
             self._storage.put_document(document)
-        served = self._stage(spec, report)
-        arn = self._registry.create_package(spec, served)
+        staged = self._stager.stage(spec)
+        run.report.artifacts_uploaded += staged.uploaded
+        arn = self._registry.create_package(spec, staged.inference)
         tags = {
             TAG_PACKAGE_ARN: arn,
             TAG_SYNC_STATUS: sync_status(spec),
@@ -178,32 +153,54 @@ class Executor:
         }
         stamp = spec.approval is ApprovalStatus.APPROVED
         self._source.set_version_tags(spec.model_name, spec.version, _stamped(tags, stamp))
-        return arn
+        run.report.packages_created.append(arn)
 
-    def _stage(self, spec: PackageSpec, report: Report) -> Inference:
-        """The model data in S3 (uploaded only when new) and how SageMaker should serve it."""
-        staged = self._stager.stage(spec)
-        report.artifacts_uploaded += staged.uploaded
-        return staged.inference
+    def _update_package(self, action: UpdatePackage, run: _Run) -> None:
+        for document in action.documents:
+            self._storage.put_document(document)
+        self._registry.update_package(
+            action.arn,
+            approval=action.approval,
+            approval_reason=action.approval_reason,
+            lifecycle=action.lifecycle,
+            metadata_set=action.metadata_set,
+            metadata_remove=action.metadata_remove,
+        )
+        run.report.packages_updated.append(action.arn)
 
-    def _record_failure(
-        self,
-        action: Action,
-        exc: MlsyncError,
-        report: Report,
-        failed_groups: set[str],
-        failed_versions: set[tuple[str, str]],
-    ) -> None:
+    def _delete_package(self, action: DeletePackage, run: _Run) -> None:
+        self._registry.delete_package(action.arn)
+        run.report.packages_deleted.append(action.arn)
+
+    def _link_version(self, action: LinkVersion, run: _Run) -> None:
+        if not run.follows_a_failure(action):
+            tags = _stamped(action.tags, action.stamp_approved)
+            self._source.set_version_tags(action.model_name, action.version, tags)
+            run.report.versions_linked.append(f"{action.model_name}/{action.version}")
+
+    def _pull_approval(self, action: PullApproval, run: _Run) -> None:
+        if not run.follows_a_failure(action):
+            tags = _stamped(action.tags, action.stamp_approved)
+            self._source.set_version_tags(action.model_name, action.version, tags)
+            run.report.approvals_pulled.append(f"{action.model_name}/{action.version}")
+
+    def _move_alias(self, action: MoveAlias, run: _Run) -> None:
+        if not run.follows_a_failure(action):
+            self._source.set_alias(action.model_name, action.alias, action.version)
+            run.report.aliases_moved.append(f"{action.model_name}@{action.alias}")
+
+    def _record_problem(self, action: RecordProblem, run: _Run) -> None:
+        self._source.set_version_tags(action.model_name, action.version, {TAG_SYNC_STATUS: action.message})
+
+    def _record_failure(self, action: Action, exc: MlsyncError, run: _Run) -> None:
         """Remember the failure and, for a version, tag it so the MLflow UI shows why it is not mirrored."""
-        name = type(action).__name__
-        if isinstance(action, CreateGroup):
-            failed_groups.add(action.spec.name)
-            report.failures.append(Failure(action.spec.model_name, "", name, str(exc)))
-            log.error("creating group %s failed: %s", action.spec.name, exc)
+        model, version, name = action.model_name, action.version, type(action).__name__
+        run.report.failures.append(Failure(model, version, name, str(exc)))
+        if not version:  # a model-level action (its group): the model's creates are skipped
+            run.failed_models.add(model)
+            log.error("model %r: %s failed: %s", model, name, exc)
             return
-        model, version = _version_of(action)
-        failed_versions.add((model, version))
-        report.failures.append(Failure(model, version, name, str(exc)))
+        run.failed_versions.add((model, version))
         log.error("model %r version %s: %s failed: %s", model, version, name, exc)
         try:
             self._source.set_version_tags(model, version, {TAG_SYNC_STATUS: f"failed: {exc}"[:MAX_TAG_VALUE]})
@@ -211,10 +208,17 @@ class Executor:
             log.error("could not record the failure on model %r version %s: %s", model, version, tag_exc)
 
 
-def _version_of(action: VersionAction) -> tuple[str, str]:
-    if isinstance(action, CreatePackage):
-        return action.spec.model_name, action.spec.version
-    return action.model_name, action.version
+_HANDLERS: Mapping[type, Callable[[Executor, Any, _Run], None]] = {
+    CreateGroup: Executor._create_group,
+    CreatePackage: Executor._create_package,
+    UpdatePackage: Executor._update_package,
+    DeletePackage: Executor._delete_package,
+    LinkVersion: Executor._link_version,
+    PullApproval: Executor._pull_approval,
+    MoveAlias: Executor._move_alias,
+    RecordProblem: Executor._record_problem,
+}
+"""The one place an action's type decides what happens: one handler per action class."""
 
 
 def _stamped(tags: Mapping[str, str], stamp_approved: bool) -> dict[str, str]:

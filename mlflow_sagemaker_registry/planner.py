@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from .actions import (
+    Action,
+    CreateGroup,
+    CreatePackage,
+    LinkVersion,
+    PullApproval,
+    RecordProblem,
+    UpdatePackage,
+)
 from .approval_merge import MLFLOW, ApprovalMerge, Outcome, merge_approval
 from .domain import (
     ApprovalStatus,
-    Document,
     GroupSpec,
-    Lifecycle,
     ObservedGroup,
     ObservedPackage,
     PackageSpec,
@@ -51,183 +58,6 @@ from .mapping import (
 
 DEFAULT_APPROVAL_TAG = "sagemaker.approval"
 DEFAULT_CONFLICTS = "sagemaker"
-
-
-@dataclass(frozen=True)
-class CreateGroup:
-    """Create the model package group of a registered model."""
-
-    spec: GroupSpec
-
-    def describe(self) -> dict[str, Any]:
-        return {"action": "create-group", "group": self.spec.name, "model": self.spec.model_name}
-
-
-@dataclass(frozen=True)
-class CreatePackage:
-    """Create the package of one MLflow version (then tag the version with its ARN)."""
-
-    spec: PackageSpec
-
-    def describe(self) -> dict[str, Any]:
-        spec = self.spec
-        return {
-            "action": "create-package",
-            "group": spec.group_name,
-            "model": spec.model_name,
-            "version": spec.version,
-            "approval": spec.approval.value,
-            "approval_reason": spec.approval_reason,
-            "lifecycle": _lifecycle_dict(spec.lifecycle),
-            "client_token": spec.client_token,
-            "metadata_entries": len(spec.customer_metadata),
-            "documents": [d.s3_uri for d in spec.documents],
-        }
-
-
-@dataclass(frozen=True)
-class UpdatePackage:
-    """Change the updatable fields of an existing package in one UpdateModelPackage call."""
-
-    arn: str
-    model_name: str
-    version: str
-    approval: ApprovalStatus | None = None
-    previous_approval: ApprovalStatus | None = None
-    approval_reason: str = ""
-    lifecycle: Lifecycle | None = None
-    metadata_set: Mapping[str, str] = field(default_factory=dict)
-    metadata_remove: tuple[str, ...] = ()
-    documents: tuple[Document, ...] = ()
-
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "action": "update-package",
-            "arn": self.arn,
-            "model": self.model_name,
-            "version": self.version,
-        }
-        if self.approval is not None:
-            out["approval"] = {"from": _value(self.previous_approval), "to": self.approval.value}
-            out["approval_reason"] = self.approval_reason
-        if self.lifecycle is not None:
-            out["lifecycle"] = _lifecycle_dict(self.lifecycle)
-        if self.metadata_set:
-            out["metadata_set"] = dict(self.metadata_set)
-        if self.metadata_remove:
-            out["metadata_remove"] = list(self.metadata_remove)
-        return out
-
-
-@dataclass(frozen=True)
-class LinkVersion:
-    """Write the back-link tags (package ARN, sync status, synced approval) on the MLflow version.
-
-    `stamp_approved`: the version has just become Approved; the executor adds `mlsync.approved_at` with
-    the time it writes, the record `mlsync rollback` goes back by.
-    """
-
-    model_name: str
-    version: str
-    tags: Mapping[str, str]
-    stamp_approved: bool = False
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "action": "link-version",
-            "model": self.model_name,
-            "version": self.version,
-            "tags": dict(self.tags),
-            "stamp_approved": self.stamp_approved,
-        }
-
-
-@dataclass(frozen=True)
-class PullApproval:
-    """Write a SageMaker approval into MLflow: the approval tag (so the mapping then agrees), why, who
-    and when, and last the synced approval (a crash before it leaves the pull to be done again).
-
-    `wanted` is what the MLflow mapping gave before the pull.
-    """
-
-    model_name: str
-    version: str
-    arn: str
-    approval: ApprovalStatus
-    wanted: ApprovalStatus
-    tags: Mapping[str, str]
-    stamp_approved: bool = False
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "action": "pull-approval",
-            "model": self.model_name,
-            "version": self.version,
-            "arn": self.arn,
-            "approval": {"from": self.wanted.value, "to": self.approval.value},
-            "tags": dict(self.tags),
-            "stamp_approved": self.stamp_approved,
-        }
-
-
-@dataclass(frozen=True)
-class MoveAlias:
-    """Point an MLflow alias at another version (a rollback moves the approval alias to its target)."""
-
-    model_name: str
-    version: str
-    alias: str
-    previous: str
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "action": "move-alias",
-            "model": self.model_name,
-            "version": self.version,
-            "alias": self.alias,
-            "from": self.previous,
-        }
-
-
-@dataclass(frozen=True)
-class RecordProblem:
-    """Record on the MLflow version why it cannot be mirrored (its sync-status tag)."""
-
-    model_name: str
-    version: str
-    message: str
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "action": "record-problem",
-            "model": self.model_name,
-            "version": self.version,
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True)
-class DeletePackage:
-    """Delete the package of an MLflow version that was deleted (only with `on_delete = "delete"`)."""
-
-    arn: str
-    model_name: str
-    version: str
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "action": "delete-package",
-            "arn": self.arn,
-            "model": self.model_name,
-            "version": self.version,
-        }
-
-
-VersionAction = (
-    CreatePackage | UpdatePackage | LinkVersion | PullApproval | MoveAlias | RecordProblem | DeletePackage
-)
-"""The actions about one MLflow version."""
-Action = CreateGroup | VersionAction
 
 
 @dataclass(frozen=True)
@@ -300,8 +130,9 @@ class Plan:
     conflicts: tuple[Conflict, ...] = ()
 
     def __add__(self, other: Plan) -> Plan:
-        groups = [a for a in (*self.actions, *other.actions) if isinstance(a, CreateGroup)]
-        rest = [a for a in (*self.actions, *other.actions) if not isinstance(a, CreateGroup)]
+        # Groups first: a model's packages need its group, and a group-only model plans nothing else.
+        groups = [a for a in (*self.actions, *other.actions) if not a.version]
+        rest = [a for a in (*self.actions, *other.actions) if a.version]
         return Plan(
             actions=(*groups, *rest),
             drift=(*self.drift, *other.drift),
@@ -323,7 +154,7 @@ class Plan:
     @property
     def approval_changes(self) -> int:
         """How many existing packages would change approval."""
-        return sum(1 for a in self.actions if isinstance(a, UpdatePackage) and a.approval is not None)
+        return sum(1 for a in self.actions if a.changes_approval)
 
     def check_safety(self, min_existing: int, max_fraction: float, force: bool = False) -> None:
         """Refuse a plan that changes the approval of more than `max_fraction` of the existing packages.
@@ -499,6 +330,7 @@ def _pull(
         spec.approval,
         tags,
         _becomes_approved(merge),
+        package.modified_by or "",
     )
 
 
@@ -626,10 +458,6 @@ def _drift(spec: PackageSpec, package: ObservedPackage) -> list[Drift]:
         for name, want, have in checks
         if want != have
     ]
-
-
-def _lifecycle_dict(lifecycle: Lifecycle | None) -> dict[str, str] | None:
-    return {"Stage": lifecycle.stage, "StageStatus": lifecycle.stage_status} if lifecycle else None
 
 
 def _value(status: ApprovalStatus | None) -> str | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from .actions import Action, LinkVersion, MoveAlias, UpdatePackage
 from .config import ApprovalRules
 from .domain import ApprovalStatus, ObservedPackage, SourceModel, SourceVersion
 from .errors import MappingError, RollbackError
@@ -35,7 +36,7 @@ from .mapping import (
     TAG_SYNCED_APPROVAL,
     decide_approval,
 )
-from .planner import Action, LinkVersion, MoveAlias, Plan, UpdatePackage
+from .planner import Plan
 
 
 def plan_rollback(

@@ -38,19 +38,16 @@ from mlflow_sagemaker_registry.mapping import (
     desired_package,
     sync_status,
 )
-from mlflow_sagemaker_registry.planner import (
+from mlflow_sagemaker_registry.actions import (
     CreateGroup,
     CreatePackage,
-    Drift,
     LinkVersion,
     MoveAlias,
-    Plan,
     PullApproval,
     RecordProblem,
     UpdatePackage,
-    plan_model,
-    trusted_packages,
 )
+from mlflow_sagemaker_registry.planner import Drift, Plan, plan_model, trusted_packages
 
 SOURCE = "sqlite:////srv/mlflow.db"
 PENDING = ApprovalStatus.PENDING.value
@@ -874,6 +871,11 @@ def test_a_review_in_sagemaker_is_pulled_into_mlflow_not_undone() -> None:
             TAG_SYNCED_APPROVAL: "Approved",
         },
         stamp_approved=True,
+        by="arn:aws:iam::123456789012:user/reviewer",
+    )
+    assert pull.text() == (
+        "< mlflow  churn v1: approval PendingManualApproval -> Approved from SageMaker "
+        "(by arn:aws:iam::123456789012:user/reviewer)"
     )
     # No approval write; only the lifecycle's status follows the review.
     assert plan.actions == (

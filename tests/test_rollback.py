@@ -21,7 +21,7 @@ from mlflow_sagemaker_registry.mapping import (
     TAG_REVIEW_DESCRIPTION,
     TAG_SYNCED_APPROVAL,
 )
-from mlflow_sagemaker_registry.planner import LinkVersion, MoveAlias, UpdatePackage
+from mlflow_sagemaker_registry.actions import LinkVersion, MoveAlias, UpdatePackage
 from mlflow_sagemaker_registry.rollback import plan_rollback
 
 A, R, P = ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.PENDING

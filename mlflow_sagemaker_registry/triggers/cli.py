@@ -12,31 +12,28 @@ the error hierarchy into exit codes (documented in docs/configuration.md):
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from ..engine import StatusRow
+from ..actions import Action
 from ..executor import Report
-from ..mapping import TAG_REVIEW_BY
-from ..planner import (
-    Action,
-    CreateGroup,
-    CreatePackage,
-    DeletePackage,
-    LinkVersion,
-    MoveAlias,
-    Plan,
-    PullApproval,
-    RecordProblem,
-    UpdatePackage,
+from ..plan_output import (
+    failure_lines,
+    plan_json,
+    plan_lines,
+    plan_summary,
+    problem_lines,
+    push_json,
+    report_summary,
+    status_json,
+    status_table,
 )
+from ..planner import Plan
 from .shell import EXIT_FAILED, EXIT_PROBLEMS, Context, errors, models_arguments, selection
 from .verify_cli import verify
 from .webhook_cli import serve, webhook
@@ -152,10 +149,7 @@ def status(obj: Context, model: str) -> None:
     with errors():
         settings = obj.settings()
         rows = obj.engine(settings).status(model)
-    if obj.output == "json":
-        click.echo(json.dumps([row.__dict__ for row in rows], indent=2, default=str))
-    else:
-        click.echo(format_status(model, rows))
+    click.echo(status_json(rows) if obj.output == "json" else status_table(model, rows))
     sys.exit(0 if all(r.in_sync for r in rows) else EXIT_FAILED)
 
 
@@ -171,131 +165,23 @@ def _progress(output: str, total: int) -> Iterator[Callable[[Action], None] | No
 
 def _print_plan(result: Plan, output: str) -> None:
     if output == "json":
-        click.echo(json.dumps({**result.to_dict(), "checksum": result.checksum()}, indent=2))
+        click.echo(plan_json(result))
         return
-    for action in result.actions:
-        click.echo(describe_action(action))
-    for drift in result.drift:
-        click.echo(f"! drift   {drift.model_name} v{drift.version} {drift.field}: {drift.detail}")
-    for conflict in result.conflicts:
-        click.echo(f"! conflict {conflict.model_name} v{conflict.version}: {conflict.message}")
-    for problem in result.problems:
-        click.echo(f"! cannot mirror {problem}", err=True)
-    click.echo(summary(result))
+    for line in plan_lines(result):
+        click.echo(line)
+    for line in problem_lines(result):
+        click.echo(line, err=True)
+    click.echo(plan_summary(result))
 
 
 def _print_push(result: Plan, report: Report, output: str) -> None:
     if output == "json":
-        click.echo(json.dumps({"plan": result.to_dict(), "report": report.to_dict()}, indent=2))
+        click.echo(push_json(result, report))
         return
     _print_plan(result, output)
-    for failure in report.failures:
-        click.echo(
-            f"! failed  {failure.model_name} v{failure.version} {failure.action}: {failure.message}", err=True
-        )
-    click.echo(
-        f"Applied: {len(report.groups_created)} groups and {len(report.packages_created)} packages created, "
-        f"{len(report.packages_updated)} packages updated, {len(report.packages_deleted)} deleted, "
-        f"{len(report.versions_linked)} versions linked, {len(report.approvals_pulled)} approvals pulled, "
-        f"{len(report.aliases_moved)} aliases moved, "
-        f"{report.artifacts_uploaded} artifacts uploaded, {len(report.failures)} failures."
-    )
-
-
-def describe_action(action: Action) -> str:
-    """One line of a text plan."""
-    if isinstance(action, CreateGroup):
-        return f"+ group   {action.spec.name} (MLflow model {action.spec.model_name!r})"
-    if isinstance(action, CreatePackage):
-        spec = action.spec
-        return (
-            f"+ package {spec.model_name} v{spec.version} -> {spec.group_name}: "
-            f"{spec.approval.value} ({spec.approval_reason.removeprefix('mlsync: ')})"
-        )
-    if isinstance(action, UpdatePackage):
-        changes = []
-        if action.approval is not None:
-            previous = action.previous_approval.value if action.previous_approval else "-"
-            changes.append(
-                f"approval {previous} -> {action.approval.value} "
-                f"({action.approval_reason.removeprefix('mlsync: ')})"
-            )
-        if action.lifecycle is not None:
-            changes.append(f"lifecycle {action.lifecycle.stage}/{action.lifecycle.stage_status}")
-        if action.metadata_set or action.metadata_remove:
-            changes.append(f"metadata {len(action.metadata_set)} set, {len(action.metadata_remove)} removed")
-        return f"~ package {action.model_name} v{action.version}: {'; '.join(changes)}"
-    if isinstance(action, LinkVersion):
-        return f"~ mlflow  {action.model_name} v{action.version}: tag {', '.join(sorted(action.tags))}"
-    if isinstance(action, PullApproval):
-        by = action.tags.get(TAG_REVIEW_BY)
-        return (
-            f"< mlflow  {action.model_name} v{action.version}: approval {action.wanted.value} -> "
-            f"{action.approval.value} from SageMaker{f' (by {by})' if by else ''}"
-        )
-    if isinstance(action, MoveAlias):
-        return f"~ mlflow  {action.model_name} @{action.alias}: v{action.previous} -> v{action.version}"
-    if isinstance(action, DeletePackage):
-        return f"- package {action.model_name} v{action.version}: delete {action.arn}"
-    return f"~ mlflow  {action.model_name} v{action.version}: record {action.message}"
-
-
-def summary(result: Plan) -> str:
-    """The closing line of a text plan."""
-    if result.is_empty:
-        return (
-            f"In sync: nothing to do ({result.existing} packages checked, {len(result.problems)} problems)."
-        )
-    counts = {
-        "groups to create": sum(isinstance(a, CreateGroup) for a in result.actions),
-        "packages to create": sum(isinstance(a, CreatePackage) for a in result.actions),
-        "packages to update": sum(isinstance(a, UpdatePackage) for a in result.actions),
-        "packages to delete": sum(isinstance(a, DeletePackage) for a in result.actions),
-        "approvals to pull into MLflow": sum(isinstance(a, PullApproval) for a in result.actions),
-        "aliases to move": sum(isinstance(a, MoveAlias) for a in result.actions),
-        "MLflow versions to tag": sum(isinstance(a, (LinkVersion, RecordProblem)) for a in result.actions),
-    }
-    parts = [f"{n} {what}" for what, n in counts.items() if n]
-    return (
-        f"Plan: {', '.join(parts)}; {len(result.problems)} problems, {len(result.drift)} drift, "
-        f"{len(result.conflicts)} conflicts."
-    )
-
-
-def format_status(model: str, rows: Sequence[StatusRow]) -> str:
-    """The status table: Version | Model package | headline metric | Status | Approval | Sync."""
-    metric_name = next((r.metric_name for r in rows if r.metric_name), None) or "Metric"
-    header = ("Version", "Model package", metric_name, "Status", "Approval", "Sync")
-    lines = [header]
-    for row in rows:
-        lines.append(
-            (
-                row.version,
-                _short_arn(row.package),
-                _format_value(row.metric_value),
-                ", ".join([row.stage, *(f"@{a}" for a in row.aliases)]),
-                row.approval or "-",
-                "in sync" if row.in_sync else f"out of sync (want {row.desired_approval or '?'})",
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    rendered = [
-        " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    ]
-    rendered.insert(1, "-+-".join("-" * w for w in widths))
-    notes = [f"v{r.version}: {r.note}" for r in rows if r.note]
-    notes += [f"v{r.version}: conflict: {r.conflict}" for r in rows if r.conflict]
-    return "\n".join([f"MLflow model {model!r}", *rendered, *notes])
-
-
-def _short_arn(arn: str | None) -> str:
-    return arn.split(":model-package/", 1)[-1] if arn else "-"
-
-
-def _format_value(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4f}" if math.isfinite(value) else str(value)
+    for line in failure_lines(report):
+        click.echo(line, err=True)
+    click.echo(report_summary(report))
 
 
 def main() -> None:

@@ -1,0 +1,310 @@
+"""The steps of a plan: small frozen values, each saying what it changes, as data and as one line of text.
+
+Like octodns' Create / Update / Delete changes: the planner makes them, the executor applies them (one
+handler per type, in its table), and `mlsync plan` prints them. Every action names the model and the
+version it is about (`version` is empty for a model-level action), so callers never need to know the
+type to ask "which version?"; `describe()` is the JSON form and `text()` the line `mlsync plan` prints.
+
+Pure: stdlib and the domain only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .domain import ApprovalStatus, Document, GroupSpec, Lifecycle, PackageSpec
+
+
+@dataclass(frozen=True)
+class CreateGroup:
+    """Create the model package group of a registered model."""
+
+    spec: GroupSpec
+    NOUN: ClassVar[str] = "groups to create"
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.model_name
+
+    @property
+    def version(self) -> str:
+        return ""
+
+    @property
+    def changes_approval(self) -> bool:
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        return {"action": "create-group", "group": self.spec.name, "model": self.spec.model_name}
+
+    def text(self) -> str:
+        return f"+ group   {self.spec.name} (MLflow model {self.spec.model_name!r})"
+
+
+@dataclass(frozen=True)
+class CreatePackage:
+    """Create the package of one MLflow version (then tag the version with its ARN)."""
+
+    spec: PackageSpec
+    NOUN: ClassVar[str] = "packages to create"
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.model_name
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def changes_approval(self) -> bool:
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "action": "create-package",
+            "group": spec.group_name,
+            "model": spec.model_name,
+            "version": spec.version,
+            "approval": spec.approval.value,
+            "approval_reason": spec.approval_reason,
+            "lifecycle": _lifecycle_dict(spec.lifecycle),
+            "client_token": spec.client_token,
+            "metadata_entries": len(spec.customer_metadata),
+            "documents": [d.s3_uri for d in spec.documents],
+        }
+
+    def text(self) -> str:
+        spec = self.spec
+        return (
+            f"+ package {spec.model_name} v{spec.version} -> {spec.group_name}: "
+            f"{spec.approval.value} ({_rule(spec.approval_reason)})"
+        )
+
+
+@dataclass(frozen=True)
+class UpdatePackage:
+    """Change the updatable fields of an existing package in one UpdateModelPackage call."""
+
+    arn: str
+    model_name: str
+    version: str
+    approval: ApprovalStatus | None = None
+    previous_approval: ApprovalStatus | None = None
+    approval_reason: str = ""
+    lifecycle: Lifecycle | None = None
+    metadata_set: Mapping[str, str] = field(default_factory=dict)
+    metadata_remove: tuple[str, ...] = ()
+    documents: tuple[Document, ...] = ()
+    NOUN: ClassVar[str] = "packages to update"
+
+    @property
+    def changes_approval(self) -> bool:
+        """Whether the update changes `ModelApprovalStatus` (what the safety threshold counts)."""
+        return self.approval is not None
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "action": "update-package",
+            "arn": self.arn,
+            "model": self.model_name,
+            "version": self.version,
+        }
+        if self.approval is not None:
+            out["approval"] = {"from": _value(self.previous_approval), "to": self.approval.value}
+            out["approval_reason"] = self.approval_reason
+        if self.lifecycle is not None:
+            out["lifecycle"] = _lifecycle_dict(self.lifecycle)
+        if self.metadata_set:
+            out["metadata_set"] = dict(self.metadata_set)
+        if self.metadata_remove:
+            out["metadata_remove"] = list(self.metadata_remove)
+        return out
+
+    def text(self) -> str:
+        changes = []
+        if self.approval is not None:
+            previous = _value(self.previous_approval) or "-"
+            changes.append(f"approval {previous} -> {self.approval.value} ({_rule(self.approval_reason)})")
+        if self.lifecycle is not None:
+            changes.append(f"lifecycle {self.lifecycle.stage}/{self.lifecycle.stage_status}")
+        if self.metadata_set or self.metadata_remove:
+            changes.append(f"metadata {len(self.metadata_set)} set, {len(self.metadata_remove)} removed")
+        return f"~ package {self.model_name} v{self.version}: {'; '.join(changes)}"
+
+
+@dataclass(frozen=True)
+class LinkVersion:
+    """Write the back-link tags (package ARN, sync status, synced approval) on the MLflow version.
+
+    `stamp_approved`: the version has just become Approved; the executor adds `mlsync.approved_at` with
+    the time it writes, the record `mlsync rollback` goes back by.
+    """
+
+    model_name: str
+    version: str
+    tags: Mapping[str, str]
+    stamp_approved: bool = False
+    NOUN: ClassVar[str] = "MLflow versions to tag"
+
+    @property
+    def changes_approval(self) -> bool:
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "link-version",
+            "model": self.model_name,
+            "version": self.version,
+            "tags": dict(self.tags),
+            "stamp_approved": self.stamp_approved,
+        }
+
+    def text(self) -> str:
+        return f"~ mlflow  {self.model_name} v{self.version}: tag {', '.join(sorted(self.tags))}"
+
+
+@dataclass(frozen=True)
+class PullApproval:
+    """Write a SageMaker approval into MLflow: the approval tag (so the mapping then agrees), why, who
+    and when, and last the synced approval (a crash before it leaves the pull to be done again).
+
+    `wanted` is what the MLflow mapping gave before the pull; `by` who made the change in SageMaker.
+    """
+
+    model_name: str
+    version: str
+    arn: str
+    approval: ApprovalStatus
+    wanted: ApprovalStatus
+    tags: Mapping[str, str]
+    stamp_approved: bool = False
+    by: str = ""
+    NOUN: ClassVar[str] = "approvals to pull into MLflow"
+
+    @property
+    def changes_approval(self) -> bool:
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "pull-approval",
+            "model": self.model_name,
+            "version": self.version,
+            "arn": self.arn,
+            "approval": {"from": self.wanted.value, "to": self.approval.value},
+            "tags": dict(self.tags),
+            "stamp_approved": self.stamp_approved,
+        }
+
+    def text(self) -> str:
+        return (
+            f"< mlflow  {self.model_name} v{self.version}: approval {self.wanted.value} -> "
+            f"{self.approval.value} from SageMaker{f' (by {self.by})' if self.by else ''}"
+        )
+
+
+@dataclass(frozen=True)
+class MoveAlias:
+    """Point an MLflow alias at another version (a rollback moves the approval alias to its target)."""
+
+    model_name: str
+    version: str
+    alias: str
+    previous: str
+    NOUN: ClassVar[str] = "aliases to move"
+
+    @property
+    def changes_approval(self) -> bool:
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "move-alias",
+            "model": self.model_name,
+            "version": self.version,
+            "alias": self.alias,
+            "from": self.previous,
+        }
+
+    def text(self) -> str:
+        return f"~ mlflow  {self.model_name} @{self.alias}: v{self.previous} -> v{self.version}"
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """Record on the MLflow version why it cannot be mirrored (its sync-status tag)."""
+
+    model_name: str
+    version: str
+    message: str
+    NOUN: ClassVar[str] = "MLflow versions to tag"
+
+    @property
+    def changes_approval(self) -> bool:
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "record-problem",
+            "model": self.model_name,
+            "version": self.version,
+            "message": self.message,
+        }
+
+    def text(self) -> str:
+        return f"~ mlflow  {self.model_name} v{self.version}: record {self.message}"
+
+
+@dataclass(frozen=True)
+class DeletePackage:
+    """Delete the package of an MLflow version that was deleted (only with `on_delete = "delete"`)."""
+
+    arn: str
+    model_name: str
+    version: str
+    NOUN: ClassVar[str] = "packages to delete"
+
+    @property
+    def changes_approval(self) -> bool:
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "delete-package",
+            "arn": self.arn,
+            "model": self.model_name,
+            "version": self.version,
+        }
+
+    def text(self) -> str:
+        return f"- package {self.model_name} v{self.version}: delete {self.arn}"
+
+
+Action = (
+    CreateGroup
+    | CreatePackage
+    | UpdatePackage
+    | LinkVersion
+    | PullApproval
+    | MoveAlias
+    | RecordProblem
+    | DeletePackage
+)
+"""Every step a plan can have, in the order a summary counts them."""
+
+
+def _rule(reason: str) -> str:
+    """An approval reason without the `mlsync: ` that marks it in SageMaker."""
+    return reason.removeprefix("mlsync: ")
+
+
+def _lifecycle_dict(lifecycle: Lifecycle | None) -> dict[str, str] | None:
+    return {"Stage": lifecycle.stage, "StageStatus": lifecycle.stage_status} if lifecycle else None
+
+
+def _value(status: ApprovalStatus | None) -> str | None:
+    return status.value if status else None
