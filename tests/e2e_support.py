@@ -55,3 +55,17 @@ def use_registry(
     if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
         s3.create_bucket(Bucket=bucket)
     return values
+
+
+REVIEWER_KEY = "AKIAREVIEWER0000001"
+
+
+def reviewer(endpoint_url: str) -> Any:
+    """A SageMaker client of another AWS identity: the person approving packages in Studio or the CLI."""
+    return boto3.client(
+        "sagemaker",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=REVIEWER_KEY,
+        aws_secret_access_key="reviewer-secret",
+    )

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import mlflow
 import pytest
-from e2e_support import calls_since, mlsync, use_registry, writes
+from e2e_support import REVIEWER_KEY, calls_since, mlsync, reviewer, use_registry, writes
 from mlflow_models import log_version
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
@@ -35,7 +35,6 @@ pytestmark = pytest.mark.e2e
 BUCKET = "mlsync-two-way"
 REVIEWED = "reviewed model"
 ROLLED = "rolled back model"
-REVIEWER_KEY = "AKIAREVIEWER0000001"
 
 
 @pytest.fixture(scope="module")
@@ -68,23 +67,12 @@ def env(emulator: EmulatorProcess, registry_dir: Path, monkeypatch: pytest.Monke
     use_registry(monkeypatch, emulator.url, registry_dir, BUCKET)
 
 
-def reviewer(emulator: EmulatorProcess) -> Any:
-    """A SageMaker client of another identity: the person approving packages in SageMaker."""
-    return boto3.client(
-        "sagemaker",
-        endpoint_url=emulator.url,
-        region_name="us-east-1",
-        aws_access_key_id=REVIEWER_KEY,
-        aws_secret_access_key="reviewer-secret",
-    )
-
-
 def package_arn(model: str, version: str) -> str:
     return str(mlflow.MlflowClient().get_model_version(model, version).tags[TAG_PACKAGE_ARN])
 
 
 def review(emulator: EmulatorProcess, model: str, version: str, status: str, why: str) -> None:
-    reviewer(emulator).update_model_package(
+    reviewer(emulator.url).update_model_package(
         ModelPackageArn=package_arn(model, version), ModelApprovalStatus=status, ApprovalDescription=why
     )
 

@@ -9,6 +9,15 @@ from typing import Any
 
 import pytest
 
+from mlflow_sagemaker_registry.actions import (
+    CreateGroup,
+    CreatePackage,
+    LinkVersion,
+    MoveAlias,
+    PullApproval,
+    RecordProblem,
+    UpdatePackage,
+)
 from mlflow_sagemaker_registry.config import Settings
 from mlflow_sagemaker_registry.domain import (
     ApprovalStatus,
@@ -37,15 +46,6 @@ from mlflow_sagemaker_registry.mapping import (
     desired_group,
     desired_package,
     sync_status,
-)
-from mlflow_sagemaker_registry.actions import (
-    CreateGroup,
-    CreatePackage,
-    LinkVersion,
-    MoveAlias,
-    PullApproval,
-    RecordProblem,
-    UpdatePackage,
 )
 from mlflow_sagemaker_registry.planner import Drift, Plan, plan_model, trusted_packages
 

@@ -22,12 +22,17 @@ from typing import Any
 import boto3
 import mlflow
 import pytest
-from e2e_support import calls_since, mlsync, packages, writes
+from e2e_support import calls_since, mlsync, packages, reviewer, writes
 from mlflow_server import mlflow_server
 from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
-from mlflow_sagemaker_registry.mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS, group_name
+from mlflow_sagemaker_registry.mapping import (
+    TAG_PACKAGE_ARN,
+    TAG_REVIEW_DESCRIPTION,
+    TAG_SYNC_STATUS,
+    group_name,
+)
 from mlflow_sagemaker_registry.triggers.plugin import MirroringStore, wait_for_mirrors
 
 pytestmark = pytest.mark.e2e
@@ -225,6 +230,32 @@ def test_push_after_the_plugin_creates_nothing_new(
     assert "In sync" in result.output
     assert writes_since(emulator, mark) == []
     assert approvals(name) == {"1": PENDING}
+
+
+def test_an_unrelated_registration_never_undoes_a_review_and_the_review_reaches_mlflow(
+    plugin_uri: str, emulator: EmulatorProcess
+) -> None:
+    name = "reviewed through the plugin"
+    model_uri, _ = log_model(registered_model_name=name)
+    settle()
+    client = mlflow.MlflowClient()
+    arn = client.get_model_version(name, "1").tags[TAG_PACKAGE_ARN]
+    reviewer(emulator.url).update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus=APPROVED, ApprovalDescription="signed off"
+    )
+    mark = len(emulator.calls())
+
+    mlflow.register_model(model_uri, name)  # a data scientist registers version 2
+    settle()
+
+    assert approvals(name) == {"1": APPROVED, "2": PENDING}
+    updates = [c.params for c in calls_since(emulator, mark) if c.operation == "UpdateModelPackage"]
+    assert not [p for p in updates if p["ModelPackageArn"] == arn and "ModelApprovalStatus" in p]
+    tags = client.get_model_version(name, "1").tags
+    assert (tags["sagemaker.approval"], tags[TAG_REVIEW_DESCRIPTION]) == (APPROVED, "signed off")
+    mark = len(emulator.calls())
+    assert "In sync" in mlsync("push", name).output
+    assert writes_since(emulator, mark) == []
 
 
 def test_registration_succeeds_while_sagemaker_is_down_and_push_repairs_it(

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from mlflow_sagemaker_registry.actions import LinkVersion, MoveAlias, UpdatePackage
 from mlflow_sagemaker_registry.config import ApprovalRules
 from mlflow_sagemaker_registry.domain import (
     ApprovalStatus,
@@ -21,7 +22,6 @@ from mlflow_sagemaker_registry.mapping import (
     TAG_REVIEW_DESCRIPTION,
     TAG_SYNCED_APPROVAL,
 )
-from mlflow_sagemaker_registry.actions import LinkVersion, MoveAlias, UpdatePackage
 from mlflow_sagemaker_registry.rollback import plan_rollback
 
 A, R, P = ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.PENDING

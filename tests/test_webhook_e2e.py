@@ -25,12 +25,12 @@ import mlflow
 import numpy as np
 import pytest
 from cryptography.fernet import Fernet
-from e2e_support import calls_since, mlsync
+from e2e_support import calls_since, mlsync, reviewer
 from mlflow_server import mlflow_server
 from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
-from mlflow_sagemaker_registry.mapping import KEY_MODEL, TAG_PACKAGE_ARN, group_name
+from mlflow_sagemaker_registry.mapping import KEY_MODEL, TAG_PACKAGE_ARN, TAG_REVIEW_DESCRIPTION, group_name
 from mlflow_sagemaker_registry.triggers.webhook import MAX_WAIT_SECONDS
 from mlflow_sagemaker_registry.triggers.webhook_process import ReceiverProcess
 from mlflow_sagemaker_registry.triggers.webhook_signature import signed_headers
@@ -216,6 +216,33 @@ def test_approval_tag_set_and_deleted_maps(
     client.delete_model_version_tag(model, "1", "sagemaker.approval")
     # Back to the stage's PendingManualApproval, which SageMaker cannot return to: Rejected instead.
     wait_until(lambda: stack.approvals(model) == {"1": "Rejected"}, what="the deleted tag to demote")
+
+
+def test_a_review_survives_an_unrelated_change_and_its_pull_does_not_come_back(
+    stack: Stack, client: mlflow.MlflowClient, logged_model: str
+) -> None:
+    model = "webhook reviewed"
+    register(stack, logged_model, model)
+    arn = client.get_model_version(model, "1").tags[TAG_PACKAGE_ARN]
+    reviewer(stack.emulator.url).update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="risk review passed"
+    )
+    mark = len(stack.emulator.calls())
+
+    mlflow.register_model(logged_model, model)  # version 2: a webhook, a reconcile of the model
+
+    pulled = lambda: client.get_model_version(model, "1").tags.get("sagemaker.approval")  # noqa: E731
+    wait_until(lambda: pulled() == "Approved", what="the review to reach MLflow")
+    wait_until(lambda: settled(stack), what="the receiver to settle")
+    assert stack.approvals(model) == {"1": "Approved", "2": "PendingManualApproval"}
+    updates = [c.params for c in calls_since(stack.emulator, mark) if c.operation == "UpdateModelPackage"]
+    assert not [p for p in updates if p["ModelPackageArn"] == arn and "ModelApprovalStatus" in p]
+    assert client.get_model_version(model, "1").tags[TAG_REVIEW_DESCRIPTION] == "risk review passed"
+    # The pull's own tag writes came back as deliveries; they are echoes, not news.
+    runs, ignored = reconciles(stack), stack.receiver.health()["deliveries"].get("ignored", 0)
+    assert ignored >= 1
+    time.sleep(MAX_WAIT_SECONDS / 2)
+    assert reconciles(stack) == runs and settled(stack)
 
 
 def test_wrong_secret_is_refused_with_401_and_changes_nothing(
