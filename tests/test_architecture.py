@@ -7,7 +7,22 @@ import sys
 
 import pytest
 
-CORE = ["domain", "errors", "config", "mapping", "planner", "ports", "executor", "engine"]
+CORE = [
+    "domain",
+    "errors",
+    "config",
+    "mapping",
+    "approval_merge",
+    "actions",
+    "planner",
+    "rollback",
+    "plan_output",
+    "ports",
+    "executor",
+    "engine",
+    "triggers.reconcile",
+    "triggers.eventbridge",
+]
 
 
 @pytest.mark.parametrize("module", CORE)
