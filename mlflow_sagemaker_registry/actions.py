@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .domain import ApprovalStatus, Document, GroupSpec, Lifecycle, PackageSpec
+from .domain import ApprovalStatus, Document, GroupSpec, Lifecycle, PackageSpec, PackageUpdate
 
 
 @dataclass(frozen=True)
@@ -87,24 +87,24 @@ class CreatePackage:
 
 @dataclass(frozen=True)
 class UpdatePackage:
-    """Change the updatable fields of an existing package in one UpdateModelPackage call."""
+    """Change the updatable fields of an existing package in one UpdateModelPackage call.
+
+    `previous_approval` is what the approval was (for the plan's "from -> to"); `documents` are the S3
+    documents the new metadata names, written first.
+    """
 
     arn: str
     model_name: str
     version: str
-    approval: ApprovalStatus | None = None
+    change: PackageUpdate = field(default_factory=PackageUpdate)
     previous_approval: ApprovalStatus | None = None
-    approval_reason: str = ""
-    lifecycle: Lifecycle | None = None
-    metadata_set: Mapping[str, str] = field(default_factory=dict)
-    metadata_remove: tuple[str, ...] = ()
     documents: tuple[Document, ...] = ()
     NOUN: ClassVar[str] = "packages to update"
 
     @property
     def changes_approval(self) -> bool:
         """Whether the update changes `ModelApprovalStatus` (what the safety threshold counts)."""
-        return self.approval is not None
+        return self.change.approval is not None
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -113,27 +113,26 @@ class UpdatePackage:
             "model": self.model_name,
             "version": self.version,
         }
-        if self.approval is not None:
-            out["approval"] = {"from": _value(self.previous_approval), "to": self.approval.value}
-            out["approval_reason"] = self.approval_reason
-        if self.lifecycle is not None:
-            out["lifecycle"] = _lifecycle_dict(self.lifecycle)
-        if self.metadata_set:
-            out["metadata_set"] = dict(self.metadata_set)
-        if self.metadata_remove:
-            out["metadata_remove"] = list(self.metadata_remove)
+        change = self.change
+        if change.approval is not None:
+            out["approval"] = {"from": _value(self.previous_approval), "to": change.approval.value}
+            out["approval_reason"] = change.approval_reason
+        # Every other field as it is (a new updatable field needs nothing here).
+        for name, value in vars(change).items():
+            if name not in ("approval", "approval_reason") and value:
+                out[name] = _plain(value)
         return out
 
     def text(self) -> str:
-        changes = []
-        if self.approval is not None:
+        change, parts = self.change, []
+        if change.approval is not None:
             previous = _value(self.previous_approval) or "-"
-            changes.append(f"approval {previous} -> {self.approval.value} ({_rule(self.approval_reason)})")
-        if self.lifecycle is not None:
-            changes.append(f"lifecycle {self.lifecycle.stage}/{self.lifecycle.stage_status}")
-        if self.metadata_set or self.metadata_remove:
-            changes.append(f"metadata {len(self.metadata_set)} set, {len(self.metadata_remove)} removed")
-        return f"~ package {self.model_name} v{self.version}: {'; '.join(changes)}"
+            parts.append(f"approval {previous} -> {change.approval.value} ({_rule(change.approval_reason)})")
+        if change.lifecycle is not None:
+            parts.append(f"lifecycle {change.lifecycle.stage}/{change.lifecycle.stage_status}")
+        if change.metadata_set or change.metadata_remove:
+            parts.append(f"metadata {len(change.metadata_set)} set, {len(change.metadata_remove)} removed")
+        return f"~ package {self.model_name} v{self.version}: {'; '.join(parts)}"
 
 
 @dataclass(frozen=True)
@@ -304,6 +303,17 @@ def _rule(reason: str) -> str:
 
 def _lifecycle_dict(lifecycle: Lifecycle | None) -> dict[str, str] | None:
     return {"Stage": lifecycle.stage, "StageStatus": lifecycle.stage_status} if lifecycle else None
+
+
+def _plain(value: object) -> object:
+    """A field of a `PackageUpdate` as JSON data (lifecycles in SageMaker's own spelling)."""
+    if isinstance(value, Lifecycle):
+        return _lifecycle_dict(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
 def _value(status: ApprovalStatus | None) -> str | None:

@@ -151,6 +151,26 @@ class ObservedPackage:
 
 
 @dataclass(frozen=True)
+class PackageUpdate:
+    """What one UpdateModelPackage changes; a field left None or empty is left as it is in SageMaker.
+
+    One value crosses the `Registry` port (not one keyword argument per field), so a new updatable field
+    is added here, in the planner rule that fills it and in the gateway request that sends it.
+    """
+
+    approval: ApprovalStatus | None = None
+    approval_reason: str = ""
+    lifecycle: Lifecycle | None = None
+    metadata_set: Mapping[str, str] = field(default_factory=dict)
+    metadata_remove: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to send (the reason alone changes nothing)."""
+        return not (self.approval or self.lifecycle or self.metadata_set or self.metadata_remove)
+
+
+@dataclass(frozen=True)
 class PackageSummary:
     """A package as ListModelPackages reports it: approval and lifecycle, but no metadata."""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .actions import Action, DeletePackage, UpdatePackage
 from .config import Settings
-from .domain import ApprovalStatus, ObservedGroup, PackageSpec, SourceModel
+from .domain import ApprovalStatus, ObservedGroup, PackageSpec, PackageUpdate, SourceModel
 from .errors import MappingError
 from .executor import Executor, Report
 from .mapping import (
@@ -171,9 +171,8 @@ class Engine:
                     arn=summary.arn,
                     model_name=name,
                     version=identity[2],
-                    approval=ApprovalStatus.REJECTED,
+                    change=PackageUpdate(ApprovalStatus.REJECTED, "mlsync: the MLflow version was deleted"),
                     previous_approval=summary.approval,
-                    approval_reason="mlsync: the MLflow version was deleted",
                 )
             )
         return self.apply(Plan(tuple(actions)), force=True)

@@ -158,14 +158,7 @@ class Executor:
     def _update_package(self, action: UpdatePackage, run: _Run) -> None:
         for document in action.documents:
             self._storage.put_document(document)
-        self._registry.update_package(
-            action.arn,
-            approval=action.approval,
-            approval_reason=action.approval_reason,
-            lifecycle=action.lifecycle,
-            metadata_set=action.metadata_set,
-            metadata_remove=action.metadata_remove,
-        )
+        self._registry.update_package(action.arn, action.change)
         run.report.packages_updated.append(action.arn)
 
     def _delete_package(self, action: DeletePackage, run: _Run) -> None:

@@ -33,6 +33,7 @@ from .domain import (
     ObservedPackage,
     PackageSpec,
     PackageSummary,
+    PackageUpdate,
     SourceModel,
     SourceVersion,
 )
@@ -404,26 +405,29 @@ def _same_version(package: ObservedPackage, key: tuple[str, str, str]) -> bool:
 
 def _update(spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge) -> UpdatePackage | None:
     approval = merge.result if merge.result != package.approval else None
-    lifecycle = merge.lifecycle if merge.lifecycle not in (None, package.lifecycle) else None
-    metadata_set = {
-        k: v
-        for k, v in spec.customer_metadata.items()
-        if package.customer_metadata.get(k) != v and not (k == KEY_SERVER and k in package.customer_metadata)
-    }
-    remove = tuple(k for k in owned_keys(package.customer_metadata) if k not in spec.customer_metadata)
-    if approval is None and lifecycle is None and not metadata_set and not remove:
+    change = PackageUpdate(
+        approval=approval,
+        approval_reason=_reason(spec, merge) if approval else "",
+        lifecycle=merge.lifecycle if merge.lifecycle not in (None, package.lifecycle) else None,
+        metadata_set={
+            k: v
+            for k, v in spec.customer_metadata.items()
+            if package.customer_metadata.get(k) != v
+            and not (k == KEY_SERVER and k in package.customer_metadata)
+        },
+        metadata_remove=tuple(
+            k for k in owned_keys(package.customer_metadata) if k not in spec.customer_metadata
+        ),
+    )
+    if change.is_empty:
         return None
     return UpdatePackage(
         arn=package.arn,
         model_name=spec.model_name,
         version=spec.version,
-        approval=approval,
+        change=change,
         previous_approval=package.approval if approval else None,
-        approval_reason=_reason(spec, merge) if approval else "",
-        lifecycle=lifecycle,
-        metadata_set=metadata_set,
-        metadata_remove=remove,
-        documents=(spec.run_document,) if KEY_DOCUMENT in metadata_set else (),
+        documents=(spec.run_document,) if KEY_DOCUMENT in change.metadata_set else (),
     )
 
 

@@ -6,20 +6,19 @@ boto3, and tests may pass any object of the same shape. This keeps the core free
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .domain import (
-    ApprovalStatus,
     Document,
     GroupListing,
     GroupSpec,
     Inference,
-    Lifecycle,
     ObservedPackage,
     PackageSpec,
+    PackageUpdate,
     SourceModel,
 )
 
@@ -82,17 +81,8 @@ class Registry(Protocol):
         """Delete one versioned package (its S3 documents and artifacts stay)."""
         ...
 
-    def update_package(
-        self,
-        arn: str,
-        *,
-        approval: ApprovalStatus | None = None,
-        approval_reason: str = "",
-        lifecycle: Lifecycle | None = None,
-        metadata_set: Mapping[str, str] | None = None,
-        metadata_remove: Iterable[str] = (),
-    ) -> None:
-        """One UpdateModelPackage call with only the fields given (SageMaker merges metadata)."""
+    def update_package(self, arn: str, change: PackageUpdate) -> None:
+        """One UpdateModelPackage call with only the fields `change` sets (SageMaker merges metadata)."""
         ...
 
     def default_image(self, mlflow_version: str) -> str:

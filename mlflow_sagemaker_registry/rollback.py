@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 from .actions import Action, LinkVersion, MoveAlias, UpdatePackage
 from .config import ApprovalRules
-from .domain import ApprovalStatus, ObservedPackage, SourceModel, SourceVersion
+from .domain import ApprovalStatus, ObservedPackage, PackageUpdate, SourceModel, SourceVersion
 from .errors import MappingError, RollbackError
 from .mapping import (
     MAX_APPROVAL_DESCRIPTION,
@@ -169,12 +169,9 @@ def _update(
 ) -> UpdatePackage:
     """Set the package's approval to what `after` maps to, with the lifecycle that goes with it."""
     decision = decide_approval(after, rules)
-    return UpdatePackage(
-        arn=package.arn,
-        model_name=after.model_name,
-        version=after.version,
+    change = PackageUpdate(
         approval=decision.status,
-        previous_approval=package.approval,
         approval_reason=reason[:MAX_APPROVAL_DESCRIPTION],
         lifecycle=decision.lifecycle if decision.lifecycle != package.lifecycle else None,
     )
+    return UpdatePackage(package.arn, after.model_name, after.version, change, package.approval)

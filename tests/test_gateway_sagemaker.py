@@ -29,6 +29,7 @@ from mlflow_sagemaker_registry.domain import (
     ObservedPackage,
     PackageSpec,
     PackageSummary,
+    PackageUpdate,
 )
 from mlflow_sagemaker_registry.errors import GatewayError, NotFoundError
 from mlflow_sagemaker_registry.gateways.aws import AwsClients, aws_clients
@@ -351,8 +352,8 @@ def test_listing_pages_through_more_than_100_packages_sorted_by_version(
 def test_update_with_nothing_given_sends_nothing(registry: SageMakerRegistry, calls: RecordedCalls) -> None:
     arn = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/{GROUP}/1"
 
-    registry.update_package(arn)
-    registry.update_package(arn, approval_reason="", metadata_set={}, metadata_remove=[])
+    registry.update_package(arn, PackageUpdate())
+    registry.update_package(arn, PackageUpdate(approval_reason="", metadata_set={}, metadata_remove=()))
 
     assert calls.calls == []
 
@@ -372,7 +373,7 @@ def test_update_with_nothing_given_sends_nothing(registry: SageMakerRegistry, ca
         (
             {
                 "metadata_set": {"mlflow.stage": "Staging"},
-                "metadata_remove": ["mlflow.alias", "mlflow.alias", "b"],
+                "metadata_remove": ("mlflow.alias", "mlflow.alias", "b"),
             },
             {
                 "CustomerMetadataProperties": {"mlflow.stage": "Staging"},
@@ -392,7 +393,7 @@ def test_update_sends_only_the_fields_given(
         package_spec(customer_metadata={"mlflow.alias": "champion", "b": "1"}), SERVED
     )
 
-    registry.update_package(arn, **changes)
+    registry.update_package(arn, PackageUpdate(**changes))
 
     assert calls.of("UpdateModelPackage") == [{"ModelPackageArn": arn, **sent}]
 
@@ -400,7 +401,7 @@ def test_update_sends_only_the_fields_given(
 def test_update_of_a_missing_package_is_not_found(registry: SageMakerRegistry, group: str) -> None:
     arn = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/{group}/9"
     with pytest.raises(NotFoundError, match=f"UpdateModelPackage {arn}"):
-        registry.update_package(arn, approval=ApprovalStatus.APPROVED)
+        registry.update_package(arn, PackageUpdate(approval=ApprovalStatus.APPROVED))
 
 
 def test_create_package_in_a_missing_group_names_the_group_and_the_version(

@@ -26,6 +26,7 @@ from mlflow_sagemaker_registry.domain import (
     ObservedPackage,
     PackageSpec,
     PackageSummary,
+    PackageUpdate,
     SourceModel,
     SourceVersion,
 )
@@ -222,8 +223,8 @@ def test_a_package_without_identity_is_adopted_through_the_versions_arn_tag() ->
     update = plan.actions[0]
     assert isinstance(update, UpdatePackage)
     assert update.arn == arn(3)
-    assert dict(update.metadata_set) == dict(spec.customer_metadata)
-    assert update.metadata_remove == ()
+    assert dict(update.change.metadata_set) == dict(spec.customer_metadata)
+    assert update.change.metadata_remove == ()
     assert update.documents == (spec.run_document,)
     assert plan.actions[1] == LinkVersion(
         MODEL,
@@ -279,9 +280,8 @@ def test_an_approval_change_updates_approval_with_its_reason_only() -> None:
             arn=arn(1),
             model_name=MODEL,
             version="1",
-            approval=ApprovalStatus.APPROVED,
             previous_approval=ApprovalStatus.PENDING,
-            approval_reason="mlsync: alias @champion",
+            change=PackageUpdate(approval=ApprovalStatus.APPROVED, approval_reason="mlsync: alias @champion"),
         ),
         LinkVersion(MODEL, "1", dict(linked(v, arn(1)).tags), stamp_approved=True),
     )
@@ -302,12 +302,14 @@ def test_an_approved_package_falling_back_to_pending_is_rejected() -> None:
             arn=arn(1),
             model_name=MODEL,
             version="1",
-            approval=ApprovalStatus.REJECTED,
             previous_approval=ApprovalStatus.APPROVED,
-            approval_reason=(
-                "mlsync: stage None; was Approved and SageMaker has no way back to PendingManualApproval"
+            change=PackageUpdate(
+                approval=ApprovalStatus.REJECTED,
+                approval_reason=(
+                    "mlsync: stage None; was Approved and SageMaker has no way back to PendingManualApproval"
+                ),
+                lifecycle=Lifecycle("Development", "Rejected"),
             ),
-            lifecycle=Lifecycle("Development", "Rejected"),
         ),
         LinkVersion(MODEL, "1", dict(linked(v, arn(1), synced=ApprovalStatus.REJECTED).tags)),
     )
@@ -325,7 +327,9 @@ def test_a_rejected_package_falling_back_to_pending_stays_rejected() -> None:
     moved = created(spec, 1, approval=ApprovalStatus.REJECTED, lifecycle=Lifecycle("Archived", "Rejected"))
     plan = plan_for([rejected], [moved])
     assert plan.actions == (
-        UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("Development", "Rejected")),
+        UpdatePackage(
+            arn(1), MODEL, "1", change=PackageUpdate(lifecycle=Lifecycle("Development", "Rejected"))
+        ),
     )
     assert plan.approval_changes == 0
 
@@ -335,7 +339,9 @@ def test_a_lifecycle_change_updates_the_lifecycle_only() -> None:
     package = created(spec_of(v), 1, lifecycle=Lifecycle("Development", "PendingApproval"))
     plan = plan_for([linked(v, arn(1))], [package])
     assert plan.actions == (
-        UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("PreProduction", "PendingApproval")),
+        UpdatePackage(
+            arn(1), MODEL, "1", change=PackageUpdate(lifecycle=Lifecycle("PreProduction", "PendingApproval"))
+        ),
     )
     assert plan.approval_changes == 0
 
@@ -344,7 +350,9 @@ def test_a_missing_lifecycle_is_set() -> None:
     v = version(1)
     plan = plan_for([linked(v, arn(1))], [created(spec_of(v), 1, lifecycle=None)])
     assert plan.actions == (
-        UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("Development", "PendingApproval")),
+        UpdatePackage(
+            arn(1), MODEL, "1", change=PackageUpdate(lifecycle=Lifecycle("Development", "PendingApproval"))
+        ),
     )
 
 
@@ -374,10 +382,14 @@ def test_metadata_updates_set_changed_keys_remove_stale_owned_keys_and_keep_user
     plan = plan_for([linked(v, arn(1))], [created(spec, 1, customer_metadata=stale)])
     (update,) = plan.actions
     assert isinstance(update, UpdatePackage)
-    assert dict(update.metadata_set) == {"param.lr": "0.1", "param.depth": "3"}
-    assert update.metadata_remove == ("metric.old", "mlflow.extra", "param.gone")
-    assert update.approval is None and update.previous_approval is None and update.approval_reason == ""
-    assert update.lifecycle is None
+    assert dict(update.change.metadata_set) == {"param.lr": "0.1", "param.depth": "3"}
+    assert update.change.metadata_remove == ("metric.old", "mlflow.extra", "param.gone")
+    assert (
+        update.change.approval is None
+        and update.previous_approval is None
+        and update.change.approval_reason == ""
+    )
+    assert update.change.lifecycle is None
     assert update.documents == ()
 
 
@@ -388,7 +400,7 @@ def test_the_run_document_is_uploaded_when_its_key_changes() -> None:
     plan = plan_for([linked(v, arn(1))], [created(spec, 1, customer_metadata=old)])
     (update,) = plan.actions
     assert isinstance(update, UpdatePackage)
-    assert dict(update.metadata_set) == {KEY_DOCUMENT: spec.run_document.s3_uri}
+    assert dict(update.change.metadata_set) == {KEY_DOCUMENT: spec.run_document.s3_uri}
     assert update.documents == (spec.run_document,)
 
 
@@ -408,11 +420,13 @@ def test_all_updatable_changes_go_in_one_update() -> None:
             arn=arn(1),
             model_name=MODEL,
             version="1",
-            approval=ApprovalStatus.APPROVED,
             previous_approval=ApprovalStatus.REJECTED,
-            approval_reason="mlsync: stage Production",
-            lifecycle=Lifecycle("Production", "Approved"),
-            metadata_set={"param.lr": "0.1"},
+            change=PackageUpdate(
+                approval=ApprovalStatus.APPROVED,
+                approval_reason="mlsync: stage Production",
+                lifecycle=Lifecycle("Production", "Approved"),
+                metadata_set={"param.lr": "0.1"},
+            ),
         ),
         LinkVersion(MODEL, "1", dict(linked(v, arn(1)).tags), stamp_approved=True),
     )
@@ -537,9 +551,10 @@ def test_packages_of_unknown_versions_are_left_alone() -> None:
 
 def approval_plan(changes: int, existing: int) -> Plan:
     updates = tuple(
-        UpdatePackage(arn(i), MODEL, str(i), approval=ApprovalStatus.APPROVED) for i in range(changes)
+        UpdatePackage(arn(i), MODEL, str(i), change=PackageUpdate(approval=ApprovalStatus.APPROVED))
+        for i in range(changes)
     )
-    others = (UpdatePackage(arn(999), MODEL, "999", metadata_set={"a": "b"}),)
+    others = (UpdatePackage(arn(999), MODEL, "999", change=PackageUpdate(metadata_set={"a": "b"})),)
     matched = tuple((MODEL, str(i), arn(i)) for i in range(existing))
     return Plan(actions=updates + others, matched=matched)
 
@@ -580,8 +595,8 @@ def test_approval_changes_without_existing_packages_are_refused_when_checked() -
 def test_only_approval_updates_count_toward_the_threshold() -> None:
     plan = Plan(
         actions=(
-            UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("QA", "Approved")),
-            UpdatePackage(arn(2), MODEL, "2", metadata_set={"a": "b"}),
+            UpdatePackage(arn(1), MODEL, "1", change=PackageUpdate(lifecycle=Lifecycle("QA", "Approved"))),
+            UpdatePackage(arn(2), MODEL, "2", change=PackageUpdate(metadata_set={"a": "b"})),
             LinkVersion(MODEL, "3", {}),
         ),
         matched=tuple((MODEL, str(i), arn(i)) for i in range(10)),
@@ -691,10 +706,12 @@ def test_describe_of_the_other_actions() -> None:
         arn(1),
         MODEL,
         "1",
-        approval=ApprovalStatus.REJECTED,
-        lifecycle=Lifecycle("Archived", "Rejected"),
-        metadata_set={"param.a": "1"},
-        metadata_remove=("param.b",),
+        change=PackageUpdate(
+            approval=ApprovalStatus.REJECTED,
+            lifecycle=Lifecycle("Archived", "Rejected"),
+            metadata_set={"param.a": "1"},
+            metadata_remove=("param.b",),
+        ),
     )
     assert update.describe() == {
         "action": "update-package",
@@ -726,8 +743,12 @@ def test_the_checksum_is_stable_and_tracks_content() -> None:
 
 
 def test_the_checksum_does_not_depend_on_metadata_order() -> None:
-    forward = Plan(actions=(UpdatePackage(arn(1), MODEL, "1", metadata_set={"a": "1", "b": "2"}),))
-    backward = Plan(actions=(UpdatePackage(arn(1), MODEL, "1", metadata_set={"b": "2", "a": "1"}),))
+    forward = Plan(
+        actions=(UpdatePackage(arn(1), MODEL, "1", change=PackageUpdate(metadata_set={"a": "1", "b": "2"})),)
+    )
+    backward = Plan(
+        actions=(UpdatePackage(arn(1), MODEL, "1", change=PackageUpdate(metadata_set={"b": "2", "a": "1"})),)
+    )
     assert forward.checksum() == backward.checksum()
 
 
@@ -880,7 +901,9 @@ def test_a_review_in_sagemaker_is_pulled_into_mlflow_not_undone() -> None:
     # No approval write; only the lifecycle's status follows the review.
     assert plan.actions == (
         pull,
-        UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("Development", "Approved")),
+        UpdatePackage(
+            arn(1), MODEL, "1", change=PackageUpdate(lifecycle=Lifecycle("Development", "Approved"))
+        ),
     )
     assert plan.approval_changes == 0
     assert plan.conflicts == ()
@@ -893,7 +916,9 @@ def test_a_rejection_of_a_pending_version_is_pulled_although_settling_agrees() -
     (pull, update) = plan.actions
     assert isinstance(pull, PullApproval) and pull.approval is ApprovalStatus.REJECTED
     assert pull.tags["sagemaker.approval"] == "Rejected" and not pull.stamp_approved
-    assert update == UpdatePackage(arn(1), MODEL, "1", lifecycle=Lifecycle("Development", "Rejected"))
+    assert update == UpdatePackage(
+        arn(1), MODEL, "1", change=PackageUpdate(lifecycle=Lifecycle("Development", "Rejected"))
+    )
 
 
 def test_review_tags_left_from_an_earlier_review_are_blanked() -> None:
@@ -948,12 +973,12 @@ def test_both_sides_changed_is_a_conflict_recorded_and_won_by_the_policy(policy:
     if policy == "sagemaker":
         pull, update = plan.actions  # the back-links are current; the pull records the sync
         assert isinstance(pull, PullApproval) and pull.tags[TAG_APPROVAL_CONFLICT] == recorded
-        assert isinstance(update, UpdatePackage) and update.approval is None
-        assert update.lifecycle == Lifecycle("Production", "Rejected")
+        assert isinstance(update, UpdatePackage) and update.change.approval is None
+        assert update.change.lifecycle == Lifecycle("Production", "Rejected")
     else:
         update, link = plan.actions
-        assert isinstance(update, UpdatePackage) and update.approval is ApprovalStatus.APPROVED
-        assert update.approval_reason == (
+        assert isinstance(update, UpdatePackage) and update.change.approval is ApprovalStatus.APPROVED
+        assert update.change.approval_reason == (
             "mlsync: alias @champion; "
             "overrides a change to Rejected in SageMaker (approval_conflicts = mlflow)"
         )

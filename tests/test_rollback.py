@@ -12,6 +12,7 @@ from mlflow_sagemaker_registry.domain import (
     ApprovalStatus,
     Lifecycle,
     ObservedPackage,
+    PackageUpdate,
     SourceModel,
     SourceVersion,
 )
@@ -66,19 +67,23 @@ def test_rollback_to_a_named_version_rejects_the_deployed_one_and_moves_the_alia
         arn=arn(1),
         model_name=MODEL,
         version="1",
-        approval=A,
         previous_approval=R,
-        approval_reason="mlsync rollback from version 3: latency regression",
-        lifecycle=Lifecycle("Production", "Approved"),  # the champion's lifecycle stage
+        change=PackageUpdate(
+            approval=A,
+            approval_reason="mlsync rollback from version 3: latency regression",
+            lifecycle=Lifecycle("Production", "Approved"),  # the champion's lifecycle stage
+        ),
     )
     assert reject == UpdatePackage(
         arn=arn(3),
         model_name=MODEL,
         version="3",
-        approval=R,
         previous_approval=A,
-        approval_reason="mlsync rollback to version 1: latency regression",
-        lifecycle=Lifecycle("Development", "Rejected"),
+        change=PackageUpdate(
+            approval=R,
+            approval_reason="mlsync rollback to version 1: latency regression",
+            lifecycle=Lifecycle("Development", "Rejected"),
+        ),
     )
     assert move == MoveAlias(MODEL, "1", "champion", "3")
     assert tag3 == LinkVersion(
@@ -107,7 +112,7 @@ def test_the_default_target_is_the_version_approved_before_the_deployed_one() ->
     model, packages = promoted_three_times()
     (approve, *_) = plan_rollback(model, packages, RULES).actions
     assert isinstance(approve, UpdatePackage) and approve.version == "2"
-    assert approve.approval_reason == "mlsync rollback from version 3: rolled back"
+    assert approve.change.approval_reason == "mlsync rollback from version 3: rolled back"
 
 
 def test_a_version_rejected_by_its_approval_tag_is_never_a_default_target() -> None:
@@ -129,7 +134,7 @@ def test_every_approved_package_newer_than_the_target_is_rejected() -> None:
     plan = plan_rollback(SourceModel(MODEL, versions=versions), packages, RULES, to="1")
     updates = [a for a in plan.actions if isinstance(a, UpdatePackage)]
     # Oldest first, the deployed one last: the newest Approved package is never one in between.
-    assert [(u.version, u.approval) for u in updates] == [("1", A), ("2", R), ("3", R)]
+    assert [(u.version, u.change.approval) for u in updates] == [("1", A), ("2", R), ("3", R)]
     links = {a.version: a for a in plan.actions if isinstance(a, LinkVersion)}
     # Stages, not aliases: the target needs the approval tag to stay Approved; an older author is blanked.
     assert links["1"].tags["sagemaker.approval"] == "Approved"
@@ -152,7 +157,7 @@ def test_a_target_with_a_malformed_approval_tag_gets_a_valid_one() -> None:
 def test_line_breaks_in_the_reason_are_folded() -> None:
     model, packages = promoted_three_times()
     (approve, *_) = plan_rollback(model, packages, RULES, to="1", reason="bad\nmodel").actions
-    assert isinstance(approve, UpdatePackage) and approve.approval_reason.endswith(": bad model")
+    assert isinstance(approve, UpdatePackage) and approve.change.approval_reason.endswith(": bad model")
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ Requests follow the real API (botocore's service model), not moto: moto ignores 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, cast
@@ -23,6 +23,7 @@ from ..domain import (
     ObservedPackage,
     PackageSpec,
     PackageSummary,
+    PackageUpdate,
 )
 from ..errors import NotFoundError
 from .aws import aws_errors
@@ -130,21 +131,12 @@ class SageMakerRegistry:
         except NotFoundError:
             return
 
-    def update_package(
-        self,
-        arn: str,
-        *,
-        approval: ApprovalStatus | None = None,
-        approval_reason: str = "",
-        lifecycle: Lifecycle | None = None,
-        metadata_set: Mapping[str, str] | None = None,
-        metadata_remove: Iterable[str] = (),
-    ) -> None:
-        """Send one UpdateModelPackage with only the fields given; nothing given sends nothing.
+    def update_package(self, arn: str, change: PackageUpdate) -> None:
+        """Send one UpdateModelPackage with only the fields `change` sets; nothing set sends nothing.
 
         SageMaker merges `CustomerMetadataProperties` into what is stored, so only changed keys are sent.
         """
-        request = _update_request(arn, approval, approval_reason, lifecycle, metadata_set, metadata_remove)
+        request = _update_request(arn, change)
         if request is None:
             return
         with aws_errors("UpdateModelPackage", arn):
@@ -297,25 +289,18 @@ def _lifecycle(lifecycle: Lifecycle) -> ModelLifeCycleTypeDef:
     return {"Stage": lifecycle.stage, "StageStatus": lifecycle.stage_status}
 
 
-def _update_request(
-    arn: str,
-    approval: ApprovalStatus | None,
-    approval_reason: str,
-    lifecycle: Lifecycle | None,
-    metadata_set: Mapping[str, str] | None,
-    metadata_remove: Iterable[str],
-) -> UpdateModelPackageInputTypeDef | None:
+def _update_request(arn: str, change: PackageUpdate) -> UpdateModelPackageInputTypeDef | None:
     """The UpdateModelPackage request with only what changes, or None when nothing does."""
     request: UpdateModelPackageInputTypeDef = {"ModelPackageArn": arn}
-    if approval is not None:
-        request["ModelApprovalStatus"] = approval.value
-    if approval_reason:
-        request["ApprovalDescription"] = approval_reason
-    if lifecycle is not None:
-        request["ModelLifeCycle"] = _lifecycle(lifecycle)
-    if metadata_set:
-        request["CustomerMetadataProperties"] = dict(metadata_set)
-    removed = sorted(set(metadata_remove))
+    if change.approval is not None:
+        request["ModelApprovalStatus"] = change.approval.value
+    if change.approval_reason:
+        request["ApprovalDescription"] = change.approval_reason
+    if change.lifecycle is not None:
+        request["ModelLifeCycle"] = _lifecycle(change.lifecycle)
+    if change.metadata_set:
+        request["CustomerMetadataProperties"] = dict(change.metadata_set)
+    removed = sorted(set(change.metadata_remove))
     if removed:
         request["CustomerMetadataPropertiesToRemove"] = removed
     return request if len(request) > 1 else None
