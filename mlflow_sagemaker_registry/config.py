@@ -96,6 +96,9 @@ class Settings:
     # The HMAC key MLflow signs webhook deliveries with (`MLSYNC_WEBHOOK_SECRET`); kept out of repr so
     # that logging or printing settings never shows it.
     webhook_secret: str | None = field(default=None, repr=False)
+    # The token EventBridge API destinations send to `mlsync serve`'s `/events` route
+    # (`Authorization: Bearer <token>`); unset, the route is off. Kept out of repr like the secret.
+    events_token: str | None = field(default=None, repr=False)
 
     def require_s3_prefix(self) -> str:
         """The S3 prefix for documents and artifacts; a clear error when it is not set."""

@@ -23,7 +23,7 @@ event, and kept for the next ones.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Literal, TypedDict
 
 from .config import load_settings
@@ -48,15 +48,8 @@ class Outcome(TypedDict, total=False):
     package: str
 
 
-@dataclass(frozen=True)
-class _Mirror:
-    """The engine of this container and the runner that pulls through it."""
-
-    engine: Engine
-    runner: Runner
-
-
-_mirror: _Mirror | None = None
+_mirror: tuple[Engine, Runner] | None = None
+"""This container's engine and the runner that pulls through it."""
 
 
 def handler(event: object, context: object) -> Outcome:
@@ -69,8 +62,13 @@ def handler(event: object, context: object) -> Outcome:
     Returns:
         An `Outcome`; never raises.
     """
+    return answer_event(event, _container_mirror)
+
+
+def answer_event(event: object, mirror: Callable[[], tuple[Engine, Runner]]) -> Outcome:
+    """`handle_event` inside the catch-all: an `Outcome` always, never an exception."""
     try:
-        return _handle(event)
+        return handle_event(event, mirror)
     except Exception as exc:  # a raise would only make Lambda retry; the log line is what helps
         log.error(
             "mlsync: an event could not be handled: %s; the next event of the model, or `mlsync pull`, "
@@ -92,34 +90,41 @@ def forget_engine() -> None:
     _mirror = None
 
 
-def _handle(event: object) -> Outcome:
+def handle_event(event: object, mirror: Callable[[], tuple[Engine, Runner]]) -> Outcome:
+    """What `handler` does, with the engine and runner `mirror` gives (built only for a package event).
+
+    `mlsync serve` calls it for EventBridge events posted to `/events`, with its own engine.
+
+    Raises:
+        MlsyncError: the package could not be read from SageMaker, or the engine not built.
+    """
     parsed = parse_event(event)
     if isinstance(parsed, Ignored):
         return _ignored(parsed.reason, warn=parsed.malformed)
-    mirror = _container_mirror()
+    engine, runner = mirror()
+    arn = parsed.arn
     try:
-        model = mirror.engine.model_of_package(parsed.arn)
+        model = engine.model_of_package(arn)
     except NotFoundError:
-        return _ignored(f"{parsed.arn} no longer exists (deleted since): nothing to pull", warn=False)
+        return _ignored(f"{arn} no longer exists (deleted since): nothing to pull", warn=False)
     if model is None:
         return _ignored(
-            f"{parsed.arn} was not mirrored by mlsync from this MLflow registry "
-            f"({mirror.engine.source.identity()})",
+            f"{arn} was not mirrored by mlsync from this MLflow registry ({engine.source.identity()})",
             warn=False,
         )
     fields = f" ({', '.join(parsed.updated_fields)})" if parsed.updated_fields else ""
-    log.info("mlsync: %s changed%s: pulling model %r", parsed.arn, fields, model)
-    if mirror.runner.run(Job(model, Kind.PULL)):
-        return {"status": "pulled", "model": model, "package": parsed.arn}
+    log.info("mlsync: %s changed%s: pulling model %r", arn, fields, model)
+    if runner.run(Job(model, Kind.PULL)):
+        return {"status": "pulled", "model": model, "package": arn}
     return {
         "status": "failed",
         "model": model,
-        "package": parsed.arn,
+        "package": arn,
         "reason": f"pulling model {model!r} failed; the log says why",
     }
 
 
-def _container_mirror() -> _Mirror:
+def _container_mirror() -> tuple[Engine, Runner]:
     """This container's engine and runner, built at the first event that needs them.
 
     A failed build is not kept, so the next event tries again (after a fix to the function's settings,
@@ -134,7 +139,7 @@ def _container_mirror() -> _Mirror:
         settings = load_settings()
         settings.require_s3_prefix()  # the mapping a pull compares with names S3 documents
         engine = connect(settings)
-        _mirror = _Mirror(engine, Runner(lambda: engine, engine.gateways.source))
+        _mirror = engine, Runner(lambda: engine, engine.gateways.source)
     return _mirror
 
 

@@ -60,8 +60,12 @@ def use_registry(
 REVIEWER_KEY = "AKIAREVIEWER0000001"
 
 
-def reviewer(endpoint_url: str) -> Any:
-    """A SageMaker client of another AWS identity: the person approving packages in Studio or the CLI."""
+def reviewer(endpoint_url: str | None) -> Any:
+    """A SageMaker client of another AWS identity: the person approving packages in Studio or the CLI.
+
+    `endpoint_url` is the emulator process's; None in process (`emulated_aws`), where the credentials of
+    clients made from the environment are moto's own.
+    """
     return boto3.client(
         "sagemaker",
         endpoint_url=endpoint_url,

@@ -29,6 +29,8 @@ graceful shutdown, unlike Werkzeug's development server.
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
 import socket
 import threading
@@ -47,6 +49,7 @@ from starlette.routing import Route
 
 from ..engine import Engine
 from ..errors import MlsyncError
+from ..lambda_handler import answer_event
 from ..ports import Source
 from .reconcile import Job, ReconcileQueue, Runner
 from .webhook_payload import ModelEvent, TagWrite, parse_event
@@ -384,10 +387,27 @@ class ReconcileService:
         self.counters.add("succeeded" if self._runner.run(job) else "failed")
 
 
+@dataclass(frozen=True)
+class EventsRoute:
+    """`POST /events`: SageMaker's EventBridge events, sent by an API destination with `token`.
+
+    `answer` is the Lambda handler's own path (`lambda_handler.answer_event`), run on a worker thread:
+    parse, find the package's model in SageMaker, pull it. A failed pull answers 503, so EventBridge
+    retries the event; an ignored one 200, as retrying it would change nothing.
+    """
+
+    token: str
+    answer: Callable[[object], Mapping[str, object]]
+
+
 def create_app(
-    receiver: WebhookReceiver, service: ReconcileService, max_body: int = MAX_BODY_BYTES
+    receiver: WebhookReceiver,
+    service: ReconcileService,
+    max_body: int = MAX_BODY_BYTES,
+    events: EventsRoute | None = None,
 ) -> Starlette:
-    """`POST /webhook` and `GET /healthz`; the service runs for the app's lifespan."""
+    """`POST /webhook`, `GET /healthz` and, with `events`, `POST /events`; the service runs for the app's
+    lifespan."""
 
     async def webhook(request: Request) -> JSONResponse:
         peer = request.client.host if request.client else "-"
@@ -399,6 +419,23 @@ def create_app(
         else:
             outcome = receiver.receive(request.headers, body, peer)
         return JSONResponse(outcome.body, status_code=outcome.status)
+
+    async def sagemaker_event(request: Request) -> JSONResponse:
+        assert events is not None  # the route exists only with its settings
+        peer = request.client.host if request.client else "-"
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(presented.encode(), events.token.encode()):
+            log.warning("rejected an EventBridge event from %s (HTTP 401): wrong or missing token", peer)
+            return JSONResponse({"status": "rejected", "reason": "unauthorized"}, status_code=401)
+        body = await _read_at_most(request, max_body)
+        if body is None:
+            return JSONResponse({"status": "rejected", "reason": "body too large"}, status_code=413)
+        try:
+            event = json.loads(body)
+        except ValueError:
+            return JSONResponse({"status": "rejected", "reason": "body is not JSON"}, status_code=400)
+        outcome = dict(await anyio.to_thread.run_sync(events.answer, event))
+        return JSONResponse(outcome, status_code=503 if outcome.get("status") == "failed" else 200)
 
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse(
@@ -413,10 +450,10 @@ def create_app(
         finally:
             await anyio.to_thread.run_sync(service.stop)
 
-    return Starlette(
-        routes=[Route("/webhook", webhook, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])],
-        lifespan=lifespan,
-    )
+    routes = [Route("/webhook", webhook, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])]
+    if events is not None:
+        routes.append(Route("/events", sagemaker_event, methods=["POST"]))
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 async def _read_at_most(request: Request, limit: int) -> bytes | None:
@@ -470,16 +507,21 @@ def serve(
     reconcile_every: float | None,
     drain_timeout: float,
     announce: Callable[[str], Any],
+    events_token: str | None = None,
 ) -> None:
     """Run the receiver until SIGINT/SIGTERM, then shut down gracefully (see `ReconcileService`).
 
     The engine's MLflow tag writes are recorded (`recording_engine`), so their deliveries are ignored.
+    With `events_token`, SageMaker's EventBridge events are received on `/events` too (`EventsRoute`).
     """
     listener = listen(host, port)
     own_writes = OwnWrites()
     recording = recording_engine(engine, own_writes)
     runner = Runner(lambda: recording, recording.gateways.source)
     service = ReconcileService(runner, every=reconcile_every, drain_timeout=drain_timeout)
-    app = create_app(WebhookReceiver(secret, service.submit, own_writes=own_writes), service)
+    events = None
+    if events_token:
+        events = EventsRoute(events_token, lambda event: answer_event(event, lambda: (recording, runner)))
+    app = create_app(WebhookReceiver(secret, service.submit, own_writes=own_writes), service, events=events)
     announce(f"listening on {url_of(listener)}")
     http_server(app).run(sockets=[listener])

@@ -87,7 +87,9 @@ def serve(obj: Context, host: str, port: int, reconcile_every: float | None, dra
     """Receive MLflow's signed webhooks on POST /webhook and reconcile the models they touch.
 
     The secret is MLSYNC_WEBHOOK_SECRET. A full reconcile runs at startup (catching up on what changed
-    while the receiver was down) and every --reconcile-every. Stops gracefully on SIGINT or SIGTERM.
+    while the receiver was down) and every --reconcile-every. With MLSYNC_EVENTS_TOKEN set, SageMaker's
+    EventBridge events (through an API destination) are received on POST /events too. Stops gracefully
+    on SIGINT or SIGTERM.
     """
     from .webhook import serve as run
 
@@ -104,6 +106,7 @@ def serve(obj: Context, host: str, port: int, reconcile_every: float | None, dra
             reconcile_every=reconcile_every,
             drain_timeout=drain_timeout,
             announce=click.echo,
+            events_token=settings.events_token,
         )
 
 
