@@ -24,7 +24,8 @@ from bench_calls import MODEL, measure, register_versions
 from mlflow_sagemaker_registry.config import load_settings
 from mlflow_sagemaker_registry.emulator import WRITE_OPERATIONS, RegistryBackend, emulated_aws
 from mlflow_sagemaker_registry.engine import Engine
-from mlflow_sagemaker_registry.mapping import TAG_PACKAGE_ARN, group_name
+from mlflow_sagemaker_registry.mapping.identity import group_name
+from mlflow_sagemaker_registry.mapping.tags import TAG_PACKAGE_ARN
 from mlflow_sagemaker_registry.wiring import connect
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .domain import ApprovalStatus, Lifecycle
-from .mapping import lifecycle_for, settle_approval
+from .mapping.approval import lifecycle_for, settle_approval
 
 MLFLOW = "mlflow"
 """The `approval_conflicts` value under which MLflow's mapping wins (config.APPROVAL_CONFLICTS)."""

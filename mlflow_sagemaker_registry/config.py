@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .domain import ApprovalStatus
+from .domain import ENTITY_NAME, MAX_ENTITY_NAME, ApprovalStatus
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -25,11 +25,11 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 ENV_PREFIX = "MLSYNC_"
+PLUGIN_SCHEME_PREFIX = "mlsync+"
+"""The registry-store plugin's URI schemes are `mlsync+<inner scheme>`; both URIs name one registry."""
 S3_PREFIX_PATTERN = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9_.:/=+\-@]*)?")
 # The run document's URI `<prefix>/documents/<64 hex>.json` is a metadata value (at most 256 characters).
 MAX_S3_PREFIX = 256 - len("/documents/") - 64 - len(".json")
-# SageMaker's `EntityName`, the pattern of `ModelLifeCycle.Stage` (and of group names).
-ENTITY_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 ARTIFACT_MODES = frozenset({"copy", "reference"})
 ON_DELETE = frozenset({"reject", "delete"})
 APPROVAL_CONFLICTS = frozenset({"sagemaker", "mlflow"})
@@ -313,7 +313,7 @@ def _validate(settings: Settings) -> None:
         ("alias_lifecycle_stages", rules.alias_lifecycle_stages),
     ):
         for key, stage in stages.items():
-            if len(stage) > 63 or not ENTITY_NAME_PATTERN.fullmatch(stage):
+            if len(stage) > MAX_ENTITY_NAME or not ENTITY_NAME.fullmatch(stage):
                 raise ConfigError(
                     f"[approval.{table}] {key} = {stage!r}: a SageMaker lifecycle stage is 1-63 letters, "
                     "digits and single '-' (e.g. PreProduction), no spaces"

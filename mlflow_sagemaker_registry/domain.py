@@ -6,9 +6,15 @@ planner) can be tested without boto3 or mlflow, and a plan can be printed, seria
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+
+ENTITY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+"""SageMaker's `EntityName` pattern: model package group names and `ModelLifeCycle` stages and statuses."""
+MAX_ENTITY_NAME = 63
+"""An `EntityName`'s maximum length (the pattern alone lets runs of `-` make it longer)."""
 
 
 class ApprovalStatus(str, Enum):

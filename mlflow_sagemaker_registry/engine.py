@@ -15,15 +15,10 @@ from .config import Settings
 from .domain import ApprovalStatus, ObservedGroup, PackageSpec, PackageUpdate, SourceModel
 from .errors import MappingError
 from .executor import Executor, Report
-from .mapping import (
-    decide_approval,
-    desired_group,
-    desired_package,
-    group_name,
-    headline_metric,
-    identity_key,
-    identity_of,
-)
+from .mapping import desired_group, desired_package
+from .mapping.approval import decide_approval
+from .mapping.documents import headline_metric
+from .mapping.identity import group_name, identity_key, identity_of
 from .planner import Plan, plan_model, trusted_packages
 from .ports import Gateways
 from .rollback import plan_rollback

@@ -28,13 +28,13 @@ from .actions import (
 from .config import Settings
 from .domain import ApprovalStatus
 from .errors import MlsyncError
-from .mapping import (
+from .mapping import sync_status
+from .mapping.tags import (
     MAX_TAG_VALUE,
     TAG_APPROVED_AT,
     TAG_PACKAGE_ARN,
     TAG_SYNC_STATUS,
     TAG_SYNCED_APPROVAL,
-    sync_status,
 )
 from .planner import Plan
 from .ports import Gateways

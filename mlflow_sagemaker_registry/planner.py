@@ -38,10 +38,11 @@ from .domain import (
     SourceVersion,
 )
 from .errors import MappingError, UnsafePlanError
-from .mapping import (
-    KEY_DOCUMENT,
-    KEY_SERVER,
-    MAX_APPROVAL_DESCRIPTION,
+from .mapping import sync_status
+from .mapping.identity import KEY_SERVER, identity_key, identity_of
+from .mapping.limits import MAX_APPROVAL_DESCRIPTION
+from .mapping.metadata import KEY_DOCUMENT, owned_keys
+from .mapping.tags import (
     MAX_TAG_VALUE,
     SYNCED,
     TAG_APPROVAL_CONFLICT,
@@ -51,10 +52,6 @@ from .mapping import (
     TAG_REVIEW_TIME,
     TAG_SYNC_STATUS,
     TAG_SYNCED_APPROVAL,
-    identity_key,
-    identity_of,
-    owned_keys,
-    sync_status,
 )
 
 DEFAULT_APPROVAL_TAG = "sagemaker.approval"

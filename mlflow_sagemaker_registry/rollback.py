@@ -26,15 +26,15 @@ from .actions import Action, LinkVersion, MoveAlias, UpdatePackage
 from .config import ApprovalRules
 from .domain import ApprovalStatus, ObservedPackage, PackageUpdate, SourceModel, SourceVersion
 from .errors import MappingError, RollbackError
-from .mapping import (
-    MAX_APPROVAL_DESCRIPTION,
+from .mapping.approval import decide_approval
+from .mapping.limits import MAX_APPROVAL_DESCRIPTION
+from .mapping.tags import (
     MAX_TAG_VALUE,
     TAG_APPROVED_AT,
     TAG_REVIEW_BY,
     TAG_REVIEW_DESCRIPTION,
     TAG_REVIEW_TIME,
     TAG_SYNCED_APPROVAL,
-    decide_approval,
 )
 from .planner import Plan
 

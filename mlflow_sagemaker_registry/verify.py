@@ -29,7 +29,7 @@ from . import artifacts
 from .domain import ObservedPackage, SourceVersion
 from .engine import StatusRow
 from .errors import MlsyncError
-from .mapping import KEY_DOCUMENT
+from .mapping.metadata import KEY_DOCUMENT
 from .ports import Registry, Source, Storage
 
 OK = "ok"

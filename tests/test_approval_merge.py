@@ -8,7 +8,7 @@ import pytest
 
 from mlflow_sagemaker_registry.approval_merge import Outcome, merge_approval
 from mlflow_sagemaker_registry.domain import ApprovalStatus, Lifecycle
-from mlflow_sagemaker_registry.mapping import settle_approval
+from mlflow_sagemaker_registry.mapping.approval import settle_approval
 
 A, R, P = ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.PENDING
 STAGE = Lifecycle("Production", "PendingApproval")

@@ -17,7 +17,7 @@ from mlflow_sagemaker_registry.config import (
 )
 from mlflow_sagemaker_registry.domain import ApprovalStatus
 from mlflow_sagemaker_registry.errors import ConfigError
-from mlflow_sagemaker_registry.mapping import make_document
+from mlflow_sagemaker_registry.mapping.documents import make_document
 
 APPROVED, REJECTED, PENDING = ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.PENDING
 

@@ -22,7 +22,8 @@ from mlflow_models import log_version
 from mlflow_sagemaker_registry.config import load_settings
 from mlflow_sagemaker_registry.emulator import WRITE_OPERATIONS, RegistryBackend, emulated_aws
 from mlflow_sagemaker_registry.engine import Engine
-from mlflow_sagemaker_registry.mapping import TAG_PACKAGE_ARN, decide_approval, settle_approval
+from mlflow_sagemaker_registry.mapping.approval import decide_approval, settle_approval
+from mlflow_sagemaker_registry.mapping.tags import TAG_PACKAGE_ARN
 from mlflow_sagemaker_registry.wiring import connect
 
 MODEL = "convergence model"

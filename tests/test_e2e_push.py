@@ -23,7 +23,8 @@ from e2e_support import calls_since, mlsync, packages, use_registry, writes
 from mlflow_models import AWKWARD_PARAMS, log_version
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
-from mlflow_sagemaker_registry.mapping import TAG_PACKAGE_ARN, TAG_SYNC_STATUS, group_name
+from mlflow_sagemaker_registry.mapping.identity import group_name
+from mlflow_sagemaker_registry.mapping.tags import TAG_PACKAGE_ARN, TAG_SYNC_STATUS
 from mlflow_sagemaker_registry.triggers.cli import cli
 
 pytestmark = pytest.mark.e2e

@@ -20,14 +20,14 @@ from e2e_support import REVIEWER_KEY, calls_since, mlsync, reviewer, use_registr
 from mlflow_models import log_version
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
-from mlflow_sagemaker_registry.mapping import (
+from mlflow_sagemaker_registry.mapping.identity import group_name
+from mlflow_sagemaker_registry.mapping.tags import (
     TAG_APPROVAL_CONFLICT,
     TAG_PACKAGE_ARN,
     TAG_REVIEW_BY,
     TAG_REVIEW_DESCRIPTION,
     TAG_REVIEW_TIME,
     TAG_SYNCED_APPROVAL,
-    group_name,
 )
 
 pytestmark = pytest.mark.e2e

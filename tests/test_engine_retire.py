@@ -13,7 +13,7 @@ from mlflow_sagemaker_registry.config import load_settings
 from mlflow_sagemaker_registry.emulator import RegistryBackend, emulated_aws
 from mlflow_sagemaker_registry.engine import Engine
 from mlflow_sagemaker_registry.errors import ConfigError
-from mlflow_sagemaker_registry.mapping import group_name
+from mlflow_sagemaker_registry.mapping.identity import group_name
 from mlflow_sagemaker_registry.wiring import connect
 
 MODEL = "retired model"

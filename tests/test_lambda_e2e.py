@@ -20,7 +20,7 @@ from mlflow_models import log_version
 from mlflow_sagemaker_registry.config import ApprovalRules
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
 from mlflow_sagemaker_registry.lambda_handler import forget_engine, handler
-from mlflow_sagemaker_registry.mapping import TAG_PACKAGE_ARN, TAG_REVIEW_BY, TAG_REVIEW_DESCRIPTION
+from mlflow_sagemaker_registry.mapping.tags import TAG_PACKAGE_ARN, TAG_REVIEW_BY, TAG_REVIEW_DESCRIPTION
 
 pytestmark = pytest.mark.e2e
 

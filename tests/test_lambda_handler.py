@@ -22,7 +22,7 @@ from mlflow_models import log_version
 from mlflow_sagemaker_registry.config import ApprovalRules, load_settings
 from mlflow_sagemaker_registry.emulator import Event, RegistryBackend, emulated_aws
 from mlflow_sagemaker_registry.lambda_handler import forget_engine, handler
-from mlflow_sagemaker_registry.mapping import (
+from mlflow_sagemaker_registry.mapping.tags import (
     TAG_PACKAGE_ARN,
     TAG_REVIEW_BY,
     TAG_REVIEW_DESCRIPTION,

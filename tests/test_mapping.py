@@ -30,41 +30,40 @@ from mlflow_sagemaker_registry.domain import (
     SourceVersion,
 )
 from mlflow_sagemaker_registry.errors import ConfigError, MappingError
-from mlflow_sagemaker_registry.mapping import (
-    DATASET_PREFIX,
-    KEY_DOCUMENT,
-    KEY_MODEL,
-    KEY_OMITTED,
-    KEY_RUN,
-    KEY_SERVER,
-    KEY_USER,
-    KEY_VERSION,
-    METRIC_PREFIX,
-    PARAM_PREFIX,
-    api_length,
-    client_token,
-    customer_metadata,
-    decide_approval,
-    decode_identity,
-    desired_group,
-    desired_package,
+from mlflow_sagemaker_registry.mapping import desired_group, desired_package
+from mlflow_sagemaker_registry.mapping.approval import decide_approval, settle_approval
+from mlflow_sagemaker_registry.mapping.documents import (
     document_uri,
-    encode_identity,
-    fits_key,
-    fits_value,
-    format_metric,
-    group_name,
     headline_metric,
-    identity_key,
-    identity_of,
-    is_metadata_text,
     json_metric,
     make_document,
-    metadata_properties,
-    owned_keys,
     quality_statistics,
     run_record,
-    settle_approval,
+)
+from mlflow_sagemaker_registry.mapping.identity import (
+    KEY_MODEL,
+    KEY_SERVER,
+    KEY_VERSION,
+    client_token,
+    decode_identity,
+    encode_identity,
+    group_name,
+    identity_key,
+    identity_of,
+)
+from mlflow_sagemaker_registry.mapping.limits import api_length, fits_key, fits_value, is_metadata_text
+from mlflow_sagemaker_registry.mapping.metadata import (
+    DATASET_PREFIX,
+    KEY_DOCUMENT,
+    KEY_OMITTED,
+    KEY_RUN,
+    KEY_USER,
+    METRIC_PREFIX,
+    PARAM_PREFIX,
+    customer_metadata,
+    format_metric,
+    metadata_properties,
+    owned_keys,
 )
 
 # botocore sagemaker/2017-07-24/service-2.json

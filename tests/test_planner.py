@@ -31,12 +31,10 @@ from mlflow_sagemaker_registry.domain import (
     SourceVersion,
 )
 from mlflow_sagemaker_registry.errors import MappingError, UnsafePlanError
-from mlflow_sagemaker_registry.mapping import (
-    KEY_DOCUMENT,
-    KEY_MODEL,
-    KEY_OMITTED,
-    KEY_SERVER,
-    KEY_VERSION,
+from mlflow_sagemaker_registry.mapping import desired_group, desired_package, sync_status
+from mlflow_sagemaker_registry.mapping.identity import KEY_MODEL, KEY_SERVER, KEY_VERSION
+from mlflow_sagemaker_registry.mapping.metadata import KEY_DOCUMENT, KEY_OMITTED
+from mlflow_sagemaker_registry.mapping.tags import (
     TAG_APPROVAL_CONFLICT,
     TAG_PACKAGE_ARN,
     TAG_REVIEW_BY,
@@ -44,9 +42,6 @@ from mlflow_sagemaker_registry.mapping import (
     TAG_REVIEW_TIME,
     TAG_SYNC_STATUS,
     TAG_SYNCED_APPROVAL,
-    desired_group,
-    desired_package,
-    sync_status,
 )
 from mlflow_sagemaker_registry.planner import Drift, Plan, plan_model, trusted_packages
 

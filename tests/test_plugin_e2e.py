@@ -27,12 +27,8 @@ from mlflow_server import mlflow_server
 from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
-from mlflow_sagemaker_registry.mapping import (
-    TAG_PACKAGE_ARN,
-    TAG_REVIEW_DESCRIPTION,
-    TAG_SYNC_STATUS,
-    group_name,
-)
+from mlflow_sagemaker_registry.mapping.identity import group_name
+from mlflow_sagemaker_registry.mapping.tags import TAG_PACKAGE_ARN, TAG_REVIEW_DESCRIPTION, TAG_SYNC_STATUS
 from mlflow_sagemaker_registry.triggers.plugin import MirroringStore, wait_for_mirrors
 
 pytestmark = pytest.mark.e2e

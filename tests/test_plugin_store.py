@@ -28,7 +28,7 @@ from mlflow.tracking._model_registry.utils import _get_store_registry
 from mlflow_sagemaker_registry.config import Settings
 from mlflow_sagemaker_registry.errors import GatewayError
 from mlflow_sagemaker_registry.executor import Report
-from mlflow_sagemaker_registry.mapping import OWN_TAGS, TAG_SYNC_STATUS
+from mlflow_sagemaker_registry.mapping.tags import OWN_TAGS, TAG_SYNC_STATUS
 from mlflow_sagemaker_registry.planner import Plan
 from mlflow_sagemaker_registry.triggers.plugin import MirroringStore, inner_registry_uri, wait_for_mirrors
 from mlflow_sagemaker_registry.triggers.plugin_worker import MirrorWorker

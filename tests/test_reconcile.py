@@ -14,7 +14,7 @@ import pytest
 
 from mlflow_sagemaker_registry.errors import GatewayError, UnsafePlanError
 from mlflow_sagemaker_registry.executor import Failure, Report
-from mlflow_sagemaker_registry.mapping import MAX_TAG_VALUE, TAG_SYNC_STATUS
+from mlflow_sagemaker_registry.mapping.tags import MAX_TAG_VALUE, TAG_SYNC_STATUS
 from mlflow_sagemaker_registry.planner import Plan
 from mlflow_sagemaker_registry.triggers.reconcile import Job, Kind, ReconcileQueue, Runner
 

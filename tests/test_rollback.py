@@ -17,7 +17,7 @@ from mlflow_sagemaker_registry.domain import (
     SourceVersion,
 )
 from mlflow_sagemaker_registry.errors import RollbackError
-from mlflow_sagemaker_registry.mapping import (
+from mlflow_sagemaker_registry.mapping.tags import (
     TAG_APPROVED_AT,
     TAG_REVIEW_BY,
     TAG_REVIEW_DESCRIPTION,

@@ -14,7 +14,7 @@ from mlflow_sagemaker_registry.artifacts import artifact_key, package_model, pay
 from mlflow_sagemaker_registry.domain import ApprovalStatus, ObservedPackage, SourceModel, SourceVersion
 from mlflow_sagemaker_registry.engine import StatusRow
 from mlflow_sagemaker_registry.errors import GatewayError, SourceError
-from mlflow_sagemaker_registry.mapping import KEY_DOCUMENT
+from mlflow_sagemaker_registry.mapping.metadata import KEY_DOCUMENT
 from mlflow_sagemaker_registry.verify import (
     FAILED,
     OK,

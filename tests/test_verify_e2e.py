@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
 from mlflow_sagemaker_registry.gateways.aws import AwsClients, aws_clients
-from mlflow_sagemaker_registry.mapping import group_name
+from mlflow_sagemaker_registry.mapping.identity import group_name
 from mlflow_sagemaker_registry.triggers.cli import cli
 
 pytestmark = pytest.mark.e2e

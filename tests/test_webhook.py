@@ -24,7 +24,8 @@ from mlflow_sagemaker_registry.config import load_settings
 from mlflow_sagemaker_registry.emulator import emulated_aws
 from mlflow_sagemaker_registry.errors import SourceError, UnsafePlanError
 from mlflow_sagemaker_registry.executor import Failure, Report
-from mlflow_sagemaker_registry.mapping import OWN_TAGS, TAG_SYNC_STATUS, group_name
+from mlflow_sagemaker_registry.mapping.identity import group_name
+from mlflow_sagemaker_registry.mapping.tags import OWN_TAGS, TAG_SYNC_STATUS
 from mlflow_sagemaker_registry.planner import Plan
 from mlflow_sagemaker_registry.triggers.reconcile import Job, Runner
 from mlflow_sagemaker_registry.triggers.webhook import (

@@ -30,7 +30,8 @@ from mlflow_server import mlflow_server
 from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
-from mlflow_sagemaker_registry.mapping import KEY_MODEL, TAG_PACKAGE_ARN, TAG_REVIEW_DESCRIPTION, group_name
+from mlflow_sagemaker_registry.mapping.identity import KEY_MODEL, group_name
+from mlflow_sagemaker_registry.mapping.tags import TAG_PACKAGE_ARN, TAG_REVIEW_DESCRIPTION
 from mlflow_sagemaker_registry.triggers.webhook import MAX_WAIT_SECONDS
 from mlflow_sagemaker_registry.triggers.webhook_process import ReceiverProcess
 from mlflow_sagemaker_registry.triggers.webhook_signature import signed_headers

@@ -19,7 +19,7 @@ from test_webhook import SECRET, FakeEngine, request, serving
 from mlflow_sagemaker_registry.config import load_settings
 from mlflow_sagemaker_registry.emulator import WRITE_OPERATIONS, emulated_aws
 from mlflow_sagemaker_registry.lambda_handler import answer_event
-from mlflow_sagemaker_registry.mapping import TAG_PACKAGE_ARN, TAG_REVIEW_DESCRIPTION
+from mlflow_sagemaker_registry.mapping.tags import TAG_PACKAGE_ARN, TAG_REVIEW_DESCRIPTION
 from mlflow_sagemaker_registry.triggers.reconcile import Runner
 from mlflow_sagemaker_registry.triggers.webhook import (
     MAX_BODY_BYTES,

@@ -25,6 +25,7 @@ import mlflow
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
+from ..config import PLUGIN_SCHEME_PREFIX
 from ..domain import Dataset, SourceModel, SourceVersion
 from ..errors import SourceError
 from .mlflow_serving import pyfunc_environment
@@ -50,9 +51,6 @@ _MLFLOW_FAILURES = (MlflowException, OSError, ImportError)
 _NAMED_STORES = frozenset({"databricks", "databricks-uc", "uc"})
 _SQL_DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
 _DEFAULT_PORTS = {"http": "80", "https": "443", "postgresql": "5432", "mysql": "3306", "mssql": "1433"}
-# mlsync's registry-store plugin wraps another store under the scheme `mlsync+<inner scheme>`; both URIs
-# name the same registry.
-_PLUGIN_PREFIX = "mlsync+"
 _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 
 
@@ -351,4 +349,4 @@ def _normalize_uri(uri: str) -> str:
 
 
 def _strip_plugin(uri: str) -> str:
-    return uri[len(_PLUGIN_PREFIX) :] if uri.lower().startswith(_PLUGIN_PREFIX) else uri
+    return uri[len(PLUGIN_SCHEME_PREFIX) :] if uri.lower().startswith(PLUGIN_SCHEME_PREFIX) else uri

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..config import ENTITY_NAME_PATTERN
+from ..domain import ENTITY_NAME
 
 SOURCE = "aws.sagemaker"
 DETAIL_TYPE = "SageMaker Model Package State Change"
@@ -27,7 +27,7 @@ DETAIL_TYPE = "SageMaker Model Package State Change"
 _SAGEMAKER_ARN = re.compile(
     r"arn:aws[-a-z]*:sagemaker:(?P<region>[a-z0-9-]{9,16}):(?P<account>[0-9]{12}):(?P<resource>.+)"
 )
-_VERSIONED = re.compile(rf"model-package/(?P<group>{ENTITY_NAME_PATTERN.pattern})/(?P<version>[1-9][0-9]*)")
+_VERSIONED = re.compile(rf"model-package/(?P<group>{ENTITY_NAME.pattern})/(?P<version>[1-9][0-9]*)")
 
 
 @dataclass(frozen=True)

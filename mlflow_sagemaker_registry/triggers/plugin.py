@@ -34,16 +34,15 @@ from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from mlflow.store.model_registry.abstract_store import AbstractStore
 from mlflow.tracking._model_registry.utils import _get_store_registry
 
-from ..config import Settings, load_settings
-from ..mapping import OWN_TAGS
+from ..config import PLUGIN_SCHEME_PREFIX, Settings, load_settings
+from ..mapping.tags import OWN_TAGS
 from .plugin_worker import PENDING_REGISTRATION, MirrorWorker, wait_for_mirrors
 from .reconcile import Job, Kind, Reconciler
 
-__all__ = ["SCHEME_PREFIX", "MirroringStore", "wait_for_mirrors"]
+__all__ = ["MirroringStore", "wait_for_mirrors"]
 
 log = logging.getLogger(__name__)
 
-SCHEME_PREFIX = "mlsync+"
 
 Event = Callable[[Mapping[str, Any], Any], tuple[Job, ...]]
 """What a store write means for SageMaker: (the call's bound arguments, its result) -> jobs."""
@@ -187,11 +186,13 @@ _install_delegates()
 
 def inner_registry_uri(store_uri: str) -> str:
     """The registry URI a `mlsync+` URI wraps (`mlsync+sqlite:///mlflow.db` -> `sqlite:///mlflow.db`)."""
-    if not store_uri.lower().startswith(SCHEME_PREFIX):
-        raise MlflowException(f"mlsync's registry store needs a URI starting with {SCHEME_PREFIX!r}")
-    inner = store_uri[len(SCHEME_PREFIX) :]
-    if inner.lower().startswith(SCHEME_PREFIX):
-        raise MlflowException(f"{store_uri!r} wraps mlsync's store in itself; use one {SCHEME_PREFIX!r}")
+    if not store_uri.lower().startswith(PLUGIN_SCHEME_PREFIX):
+        raise MlflowException(f"mlsync's registry store needs a URI starting with {PLUGIN_SCHEME_PREFIX!r}")
+    inner = store_uri[len(PLUGIN_SCHEME_PREFIX) :]
+    if inner.lower().startswith(PLUGIN_SCHEME_PREFIX):
+        raise MlflowException(
+            f"{store_uri!r} wraps mlsync's store in itself; use one {PLUGIN_SCHEME_PREFIX!r}"
+        )
     return inner
 
 

@@ -33,7 +33,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import MlsyncError
-from ..mapping import MAX_TAG_VALUE, TAG_SYNC_STATUS
+from ..mapping.tags import MAX_TAG_VALUE, TAG_SYNC_STATUS
 
 if TYPE_CHECKING:
     from ..executor import Report

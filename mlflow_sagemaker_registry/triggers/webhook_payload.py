@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..mapping import OWN_TAGS
+from ..mapping.tags import OWN_TAGS
 from .reconcile import Job
 
 TAG_SET = "model_version_tag.set"

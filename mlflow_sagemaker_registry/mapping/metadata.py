@@ -1,0 +1,91 @@
+"""A version's `CustomerMetadataProperties` and `MetadataProperties`, within SageMaker's limits.
+
+Identity keys first (they are how a package is matched to its version), then datasets, metrics and
+params while the 50-entry budget lasts; what does not fit is only in the run document the metadata names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from ..domain import Document, SourceVersion
+from .identity import KEY_MODEL, KEY_SERVER, KEY_VERSION, encode_identity
+from .limits import MAX_METADATA_ENTRIES, fits_key, fits_value
+
+KEY_RUN = "mlflow.run_id"
+
+KEY_USER = "mlflow.user"
+
+KEY_DOCUMENT = "mlsync.run_document"
+
+KEY_OMITTED = "mlsync.omitted"
+
+PARAM_PREFIX = "param."
+
+METRIC_PREFIX = "metric."
+
+DATASET_PREFIX = "dataset."
+
+OWNED_PREFIXES = ("mlflow.", "mlsync.", PARAM_PREFIX, METRIC_PREFIX, DATASET_PREFIX)
+
+
+def format_metric(value: float) -> str:
+    """A metric as text that round-trips exactly: `repr` for finite floats, NaN/Infinity spelled out."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(float(value))
+
+
+def customer_metadata(
+    version: SourceVersion, source_id: str, run_document: Document
+) -> tuple[dict[str, str], int]:
+    """The `CustomerMetadataProperties` of a version, within SageMaker's limits.
+
+    Identity keys first (they are how a package is matched to its MLflow version), then datasets,
+    metrics and params in name order while the 50-entry budget lasts. Returns the map and how many
+    items did not fit as they are (those are only in the run document, which the metadata names); a
+    second dataset with the name of one already kept is one of those.
+    """
+    entries: dict[str, str] = {
+        KEY_MODEL: encode_identity(version.model_name),
+        KEY_VERSION: version.version,
+        KEY_SERVER: encode_identity(source_id),
+        KEY_DOCUMENT: run_document.s3_uri,
+    }
+    if version.run_id:
+        entries[KEY_RUN] = version.run_id
+    if version.user and fits_value(version.user):
+        entries[KEY_USER] = version.user
+    candidates: list[tuple[str, str]] = [
+        *((DATASET_PREFIX + d.name, d.digest) for d in version.datasets),
+        *((METRIC_PREFIX + k, format_metric(v)) for k, v in sorted(version.metrics.items())),
+        *((PARAM_PREFIX + k, v) for k, v in sorted(version.params.items())),
+    ]
+    omitted = 0
+    budget = MAX_METADATA_ENTRIES - len(entries) - 1  # one entry is kept for KEY_OMITTED
+    for key, value in candidates:
+        if budget > 0 and key not in entries and fits_key(key) and fits_value(value):
+            entries[key] = value
+            budget -= 1
+        else:
+            omitted += 1
+    entries[KEY_OMITTED] = str(omitted)
+    return entries, omitted
+
+
+def metadata_properties(version: SourceVersion) -> dict[str, str]:
+    """`MetadataProperties`: where the model came from (run link, git repository and commit)."""
+    props = {
+        "GeneratedBy": version.run_link or "",
+        "Repository": version.run_tags.get("mlflow.source.git.repoURL", ""),
+        "CommitId": version.run_tags.get("mlflow.source.git.commit", ""),
+    }
+    return {k: v[:1024] for k, v in props.items() if v}
+
+
+def owned_keys(keys: Iterable[str]) -> list[str]:
+    """The metadata keys among `keys` that mlsync manages (and so may remove)."""
+    return sorted(k for k in keys if k.startswith(OWNED_PREFIXES))
