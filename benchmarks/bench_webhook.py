@@ -29,8 +29,8 @@ import mlflow
 from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
-from mlflow_sagemaker_registry.triggers.webhook_process import ReceiverProcess
-from mlflow_sagemaker_registry.triggers.webhook_signature import signed_headers
+from mlflow_sagemaker_registry.triggers.webhook.process import ReceiverProcess
+from mlflow_sagemaker_registry.triggers.webhook.signature import signed_headers
 
 SECRET = "bench-secret"
 CONCURRENCY = (1, 8, 32)

@@ -8,6 +8,7 @@ the mapping drifts away from the API.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import math
@@ -26,11 +27,12 @@ from mlflow_sagemaker_registry.domain import (
     Dataset,
     Document,
     Lifecycle,
+    PackageSpec,
     SourceModel,
     SourceVersion,
 )
 from mlflow_sagemaker_registry.errors import ConfigError, MappingError
-from mlflow_sagemaker_registry.mapping import desired_group, desired_package
+from mlflow_sagemaker_registry.mapping import desired_group, desired_package, sync_status
 from mlflow_sagemaker_registry.mapping.approval import decide_approval, settle_approval
 from mlflow_sagemaker_registry.mapping.documents import (
     document_uri,
@@ -970,3 +972,44 @@ def test_metadata_properties_skip_empty_values_and_cap_at_1024() -> None:
     long = "https://git/" + "r" * 2000
     props = metadata_properties(version(run_tags={"mlflow.source.git.repoURL": long}))
     assert props == {"Repository": long[:1024]}
+
+
+# --- the sync digest ------------------------------------------------------------------------------
+
+# Fields the digest leaves out, each for a reason: the summary carries them (approval, lifecycle), they
+# are the version's identity or derived from it (in the metadata the digest covers), or they are never
+# compared after creation (the model's files, the reason shown in the plan).
+DIGEST_EXEMPT = {
+    "group_name": "the identity, in the metadata",
+    "model_name": "the identity, in the metadata",
+    "version": "the identity, in the metadata",
+    "client_token": "derived from the identity",
+    "approval": "ListModelPackages summaries carry it",
+    "lifecycle": "ListModelPackages summaries carry it",
+    "approval_reason": "shown in the plan, sent only with an approval change",
+    "run_document": "its URI is a metadata value",
+    "artifact_uri": "the model's files are staged once, at creation",
+}
+
+
+def _changed(value: object) -> object:
+    """Another value of the same kind, to see whether the digest notices."""
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, Document):
+        return make_document(PREFIX, {"other": value.digest})
+    if value is None:
+        return a_document()
+    assert isinstance(value, dict), f"add a way to change a {type(value).__name__} field"
+    return {**value, "extra": "x"}
+
+
+def test_the_sync_digest_covers_every_package_field_not_named_as_exempt() -> None:
+    """A new updatable field the digest forgot would hide drift: this fails until it is covered or exempt."""
+    spec = desired_package(version(metrics={"accuracy": 0.9}, description="d"), "churn", "src", settings())
+    for field in dataclasses.fields(PackageSpec):
+        if field.name in DIGEST_EXEMPT:
+            continue
+        other = dataclasses.replace(spec, **{field.name: _changed(getattr(spec, field.name))})
+        assert sync_status(other) != sync_status(spec), f"the sync digest ignores PackageSpec.{field.name}"
+    assert set(DIGEST_EXEMPT) <= {field.name for field in dataclasses.fields(PackageSpec)}

@@ -31,7 +31,7 @@ from mlflow_sagemaker_registry.executor import Report
 from mlflow_sagemaker_registry.mapping.tags import OWN_TAGS, TAG_SYNC_STATUS
 from mlflow_sagemaker_registry.planner import Plan
 from mlflow_sagemaker_registry.triggers.plugin import MirroringStore, inner_registry_uri, wait_for_mirrors
-from mlflow_sagemaker_registry.triggers.plugin_worker import MirrorWorker
+from mlflow_sagemaker_registry.triggers.plugin.worker import MirrorWorker
 from mlflow_sagemaker_registry.triggers.reconcile import Job
 
 SCHEME = "mlsync-test-inner"

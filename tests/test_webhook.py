@@ -28,7 +28,8 @@ from mlflow_sagemaker_registry.mapping.identity import group_name
 from mlflow_sagemaker_registry.mapping.tags import OWN_TAGS, TAG_SYNC_STATUS
 from mlflow_sagemaker_registry.planner import Plan
 from mlflow_sagemaker_registry.triggers.reconcile import Job, Runner
-from mlflow_sagemaker_registry.triggers.webhook import (
+from mlflow_sagemaker_registry.triggers.webhook.payload import EVENTS, ModelEvent, TagWrite, parse_event
+from mlflow_sagemaker_registry.triggers.webhook.receiver import (
     DeliveryLog,
     OwnWrites,
     ReconcileService,
@@ -40,8 +41,7 @@ from mlflow_sagemaker_registry.triggers.webhook import (
     recording_engine,
     url_of,
 )
-from mlflow_sagemaker_registry.triggers.webhook_payload import EVENTS, ModelEvent, TagWrite, parse_event
-from mlflow_sagemaker_registry.triggers.webhook_signature import signed_headers
+from mlflow_sagemaker_registry.triggers.webhook.signature import signed_headers
 from mlflow_sagemaker_registry.wiring import connect
 
 SECRET = "receiver-secret"

@@ -12,11 +12,11 @@ import mlflow
 import pytest
 from click.testing import CliRunner, Result
 
-from mlflow_sagemaker_registry.triggers import webhook
 from mlflow_sagemaker_registry.triggers.cli import cli
-from mlflow_sagemaker_registry.triggers.shell import Context
-from mlflow_sagemaker_registry.triggers.webhook_cli import parse_duration
-from mlflow_sagemaker_registry.triggers.webhook_payload import EVENTS
+from mlflow_sagemaker_registry.triggers.cli.shell import Context
+from mlflow_sagemaker_registry.triggers.cli.webhook import parse_duration
+from mlflow_sagemaker_registry.triggers.webhook import receiver as webhook
+from mlflow_sagemaker_registry.triggers.webhook.payload import EVENTS
 
 
 def mlsync(*args: str) -> Result:

@@ -32,9 +32,9 @@ from sklearn.linear_model import LogisticRegression
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
 from mlflow_sagemaker_registry.mapping.identity import KEY_MODEL, group_name
 from mlflow_sagemaker_registry.mapping.tags import TAG_PACKAGE_ARN, TAG_REVIEW_DESCRIPTION
-from mlflow_sagemaker_registry.triggers.webhook import MAX_WAIT_SECONDS
-from mlflow_sagemaker_registry.triggers.webhook_process import ReceiverProcess
-from mlflow_sagemaker_registry.triggers.webhook_signature import signed_headers
+from mlflow_sagemaker_registry.triggers.webhook.process import ReceiverProcess
+from mlflow_sagemaker_registry.triggers.webhook.receiver import MAX_WAIT_SECONDS
+from mlflow_sagemaker_registry.triggers.webhook.signature import signed_headers
 
 pytestmark = pytest.mark.e2e
 

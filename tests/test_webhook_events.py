@@ -21,7 +21,7 @@ from mlflow_sagemaker_registry.emulator import WRITE_OPERATIONS, emulated_aws
 from mlflow_sagemaker_registry.lambda_handler import answer_event
 from mlflow_sagemaker_registry.mapping.tags import TAG_PACKAGE_ARN, TAG_REVIEW_DESCRIPTION
 from mlflow_sagemaker_registry.triggers.reconcile import Runner
-from mlflow_sagemaker_registry.triggers.webhook import (
+from mlflow_sagemaker_registry.triggers.webhook.receiver import (
     MAX_BODY_BYTES,
     EventsRoute,
     ReconcileService,

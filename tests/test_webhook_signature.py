@@ -7,7 +7,7 @@ from mlflow.webhooks.delivery import _generate_hmac_signature
 
 from mlflow_sagemaker_registry.config import Settings
 from mlflow_sagemaker_registry.errors import ConfigError
-from mlflow_sagemaker_registry.triggers.webhook_signature import (
+from mlflow_sagemaker_registry.triggers.webhook.signature import (
     DEFAULT_WINDOW_SECONDS,
     SIGNATURE_HEADER,
     SignatureError,

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..childprocess import ChildServer, stop_child
+from ...childprocess import ChildServer, stop_child
 
 
 class ReceiverProcess(ChildServer):

@@ -15,8 +15,8 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..config import Settings
-from ..errors import ConfigError
+from ...config import Settings
+from ...errors import ConfigError
 
 SIGNATURE_VERSION = "v1"
 DEFAULT_WINDOW_SECONDS = 300

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ..verify import Verifier
+from ...verify import Verifier
 from .shell import EXIT_FAILED, Context, errors, models_arguments, selection
 
 
@@ -31,7 +31,7 @@ def verify(obj: Context, models: tuple[str, ...], all_models: bool, version: str
         raise click.UsageError("--version needs exactly one MODEL")
     with errors():
         settings = obj.settings()
-        from ..sources.mlflow_serving import PyfuncRunner  # imports mlflow: only when verifying
+        from ...sources.mlflow_serving import PyfuncRunner  # imports mlflow: only when verifying
 
         report = Verifier(obj.engine(settings), PyfuncRunner()).verify(chosen, version)
     if obj.output == "json":

@@ -47,13 +47,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..engine import Engine
-from ..errors import MlsyncError
-from ..lambda_handler import answer_event
-from ..ports import Source
-from .reconcile import Job, ReconcileQueue, Runner
-from .webhook_payload import ModelEvent, TagWrite, parse_event
-from .webhook_signature import (
+from ...engine import Engine
+from ...errors import MlsyncError
+from ...lambda_handler import answer_event
+from ...ports import Source
+from ..reconcile import Job, ReconcileQueue, Runner
+from .payload import ModelEvent, TagWrite, parse_event
+from .signature import (
     DEFAULT_WINDOW_SECONDS,
     DELIVERY_ID_HEADER,
     SignatureError,

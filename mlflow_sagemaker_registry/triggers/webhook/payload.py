@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..mapping.tags import OWN_TAGS
-from .reconcile import Job
+from ...mapping.tags import OWN_TAGS
+from ..reconcile import Job
 
 TAG_SET = "model_version_tag.set"
 EVENTS = (

@@ -20,9 +20,9 @@ from typing import Any
 
 import click
 
-from ..actions import Action
-from ..executor import Report
-from ..plan_output import (
+from ...actions import Action
+from ...executor import Report
+from ...plan_output import (
     failure_lines,
     plan_json,
     plan_lines,
@@ -33,10 +33,10 @@ from ..plan_output import (
     status_json,
     status_table,
 )
-from ..planner import Plan
+from ...planner import Plan
 from .shell import EXIT_FAILED, EXIT_PROBLEMS, Context, errors, models_arguments, selection
-from .verify_cli import verify
-from .webhook_cli import serve, webhook
+from .verify import verify
+from .webhook import serve, webhook
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

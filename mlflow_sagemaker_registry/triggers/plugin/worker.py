@@ -28,8 +28,8 @@ from typing import Any
 
 from mlflow.entities.model_registry import ModelVersionTag
 
-from ..errors import MlsyncError
-from .reconcile import Job, Kind, ReconcileQueue, Reconciler, Runner
+from ...errors import MlsyncError
+from ..reconcile import Job, Kind, ReconcileQueue, Reconciler, Runner
 
 log = logging.getLogger(__name__)
 

@@ -34,10 +34,10 @@ from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from mlflow.store.model_registry.abstract_store import AbstractStore
 from mlflow.tracking._model_registry.utils import _get_store_registry
 
-from ..config import PLUGIN_SCHEME_PREFIX, Settings, load_settings
-from ..mapping.tags import OWN_TAGS
-from .plugin_worker import PENDING_REGISTRATION, MirrorWorker, wait_for_mirrors
-from .reconcile import Job, Kind, Reconciler
+from ...config import PLUGIN_SCHEME_PREFIX, Settings, load_settings
+from ...mapping.tags import OWN_TAGS
+from ..reconcile import Job, Kind, Reconciler
+from .worker import PENDING_REGISTRATION, MirrorWorker, wait_for_mirrors
 
 __all__ = ["MirroringStore", "wait_for_mirrors"]
 
@@ -213,6 +213,6 @@ def _build_inner_store(inner_uri: str, tracking_uri: str | None) -> Any:
 def _connect(settings: Settings) -> Reconciler:
     # Imported on first use: MLflow imports this module whenever it loads its store plugins, and most
     # of those processes never mirror anything, so they should not pay for importing boto3.
-    from ..wiring import connect
+    from ...wiring import connect
 
     return connect(settings)

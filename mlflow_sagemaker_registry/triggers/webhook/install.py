@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Settings
-from ..errors import SourceError
-from .webhook_signature import require_secret
+from ...config import Settings
+from ...errors import SourceError
+from .signature import require_secret
 
 DEFAULT_NAME = "mlsync"
 DESCRIPTION = "mlsync: mirror registry changes into the SageMaker Model Registry"

@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 import click
 
+from ..webhook.install import DEFAULT_NAME, install_webhook, send_test_event
+from ..webhook.payload import EVENTS
+from ..webhook.signature import require_secret
 from .shell import Context, errors
-from .webhook_mlflow import DEFAULT_NAME, install_webhook, send_test_event
-from .webhook_payload import EVENTS
-from .webhook_signature import require_secret
 
 DEFAULT_PORT = 8000
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -91,7 +91,7 @@ def serve(obj: Context, host: str, port: int, reconcile_every: float | None, dra
     EventBridge events (through an API destination) are received on POST /events too. Stops gracefully
     on SIGINT or SIGTERM.
     """
-    from .webhook import serve as run
+    from ..webhook.receiver import serve as run
 
     with errors():
         settings = obj.settings()

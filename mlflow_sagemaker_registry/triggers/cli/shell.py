@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import click
 
-from ..config import Settings, load_settings
-from ..engine import Engine
-from ..errors import ConfigError, MlsyncError, RollbackError, UnsafePlanError
+from ...config import Settings, load_settings
+from ...engine import Engine
+from ...errors import ConfigError, MlsyncError, RollbackError, UnsafePlanError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -37,7 +37,7 @@ class Context:
         return load_settings(self.flags)
 
     def engine(self, settings: Settings) -> Engine:
-        from ..wiring import connect  # imports boto3 and mlflow: only when a command needs them
+        from ...wiring import connect  # imports boto3 and mlflow: only when a command needs them
 
         return connect(settings)
 
