@@ -144,3 +144,28 @@ def test_a_stopped_process_has_no_url() -> None:
     with pytest.raises(RuntimeError):
         process.url  # noqa: B018 - the property raises
     process.stop()  # stopping what never started is harmless
+
+
+def test_mlsync_emulator_serves_the_emulator_with_its_options() -> None:
+    """`mlsync emulator` is the supported way to start it; its options are the module's."""
+    import signal as signals
+    import subprocess as child
+    import sys as system
+
+    from click.testing import CliRunner
+
+    from mlflow_sagemaker_registry.triggers.cli import cli
+
+    helped = CliRunner().invoke(cli, ["emulator", "--help"])
+    assert (
+        helped.exit_code == 0
+        and "usage: mlsync emulator" in helped.output
+        and "--events-file" in helped.output
+    )
+    command = [system.executable, "-m", "mlflow_sagemaker_registry", "emulator", "--port", "0"]
+    with child.Popen(command, stdout=child.PIPE, text=True) as served:
+        assert served.stdout is not None
+        line = served.stdout.readline()
+        served.send_signal(signals.SIGTERM)
+        served.wait(10)
+    assert line.startswith("listening on http://127.0.0.1:")

@@ -21,8 +21,9 @@ from .events import Event
 from .server import make_emulator_server
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mlflow_sagemaker_registry.emulator", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m mlflow_sagemaker_registry.emulator") -> None:
+    """Serve until SIGINT or SIGTERM; `prog` names the command in `--help` (`mlsync emulator` runs this)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5000, help="port to bind, 0: any free one (default 5000)")
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")

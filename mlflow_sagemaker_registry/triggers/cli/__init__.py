@@ -34,6 +34,7 @@ from ...plan_output import (
     status_table,
 )
 from ...planner import Plan
+from .emulator import emulator
 from .shell import EXIT_FAILED, EXIT_PROBLEMS, Context, errors, models_arguments, selection
 from .verify import verify
 from .webhook import serve, webhook
@@ -192,3 +193,4 @@ def main() -> None:
 cli.add_command(serve)
 cli.add_command(webhook)
 cli.add_command(verify)
+cli.add_command(emulator)
