@@ -48,7 +48,7 @@ from .webhook import serve, webhook
 @click.option(
     "--config", "config", type=click.Path(dir_okay=False), help="mlsync.toml or pyproject.toml to read."
 )
-@click.option("--region", help="AWS region (default: boto3's chain, e.g. AWS_REGION).")
+@click.option("--region", help="AWS region (default: boto3's chain: AWS_DEFAULT_REGION, the profile).")
 @click.option("--s3-prefix", help="s3://bucket/prefix for the documents and artifacts mlsync writes.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
