@@ -7,21 +7,24 @@ mirrored the same way whichever way it arrives. `connect()` wires the real gatew
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .actions import Action, DeletePackage, UpdatePackage
 from .config import Settings
 from .domain import ApprovalStatus, ObservedGroup, PackageSpec, PackageUpdate, SourceModel
-from .errors import MappingError
+from .errors import GatewayError, MappingError, SourceError
 from .executor import Executor, Report
 from .mapping import desired_group, desired_package
 from .mapping.approval import decide_approval
 from .mapping.documents import headline_metric
 from .mapping.identity import group_name, identity_key, identity_of
-from .planner import Plan, plan_model, trusted_packages
+from .planner import Plan, plan_model, plan_unreadable, trusted_packages
 from .ports import Gateways
 from .rollback import plan_rollback
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,19 @@ class Engine:
         """
         plan = Plan()
         for name in self._names(names):
-            plan = plan + self._plan_one(name, pull_only=pull_only)[0]
+            plan = plan + self._plan_isolated(name, pull_only)
         return plan
+
+    def _plan_isolated(self, name: str, pull_only: bool) -> Plan:
+        """One model's plan; a failure to read it (MLflow or SageMaker) becomes part of the plan, so one
+        failing model (throttled past the retries, denied by IAM) never stops the others."""
+        model: SourceModel | None = None
+        try:
+            model = self.source.read_model(name)
+            return self._plan_model(model, pull_only=pull_only)[0]
+        except (SourceError, GatewayError) as exc:
+            log.error("model %r could not be planned: %s", name, exc)
+            return plan_unreadable(model, name, str(exc))
 
     def pull(
         self, names: Sequence[str] | None = None, *, progress: Callable[[Action], None] | None = None
@@ -187,10 +201,13 @@ class Engine:
     def _names(self, names: Sequence[str] | None) -> list[str]:
         return list(names) if names else self.source.model_names()
 
-    def _plan_one(
-        self, name: str, *, pull_only: bool = False
+    def _plan_one(self, name: str) -> tuple[Plan, SourceModel, ObservedGroup | None]:
+        """One model's plan, with what it was made from; a failure to read it raises."""
+        return self._plan_model(self.source.read_model(name))
+
+    def _plan_model(
+        self, model: SourceModel, *, pull_only: bool = False
     ) -> tuple[Plan, SourceModel, ObservedGroup | None]:
-        model = self.source.read_model(name)
         source_id = self.source.identity()
         group = desired_group(model, self.settings)
         desired: list[PackageSpec | MappingError] = []

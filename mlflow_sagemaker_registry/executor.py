@@ -119,6 +119,8 @@ class Executor:
     def apply(self, plan: Plan, progress: Callable[[Action], None] | None = None) -> Report:
         """Apply every action in order; a failed group or version skips only what depends on it."""
         run = _Run()
+        # Models that could not be planned failed already; their versions' records are in the plan.
+        run.report.failures.extend(Failure(u.model_name, "", "Plan", u.message) for u in plan.unplanned)
         for action in plan.actions:
             try:
                 _HANDLERS[type(action)](self, action, run)

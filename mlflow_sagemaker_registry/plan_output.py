@@ -31,19 +31,26 @@ def plan_lines(plan: Plan) -> list[str]:
 
 
 def problem_lines(plan: Plan) -> list[str]:
-    """The versions that cannot be mirrored, each with its fix (for standard error)."""
-    return [f"! cannot mirror {problem}" for problem in plan.problems]
+    """The versions that cannot be mirrored, each with its fix, and the models that could not be planned
+    (for standard error)."""
+    lines = [f"! cannot mirror {problem}" for problem in plan.problems]
+    return lines + [f"! cannot plan model {u.model_name!r}: {u.message}" for u in plan.unplanned]
 
 
 def plan_summary(plan: Plan) -> str:
     """The closing line of a text plan."""
     if plan.is_empty:
-        return f"In sync: nothing to do ({plan.existing} packages checked, {len(plan.problems)} problems)."
+        if not plan.unplanned:
+            return (
+                f"In sync: nothing to do ({plan.existing} packages checked, {len(plan.problems)} problems)."
+            )
+        return f"Nothing to do for the models planned; {len(plan.unplanned)} could not be planned."
     counts = Counter(type(action).NOUN for action in plan.actions)
     parts = [f"{counts[noun]} {noun}" for noun in _NOUNS if counts[noun]]
+    unplanned = f", {len(plan.unplanned)} models not planned" if plan.unplanned else ""
     return (
         f"Plan: {', '.join(parts)}; {len(plan.problems)} problems, {len(plan.drift)} drift, "
-        f"{len(plan.conflicts)} conflicts."
+        f"{len(plan.conflicts)} conflicts{unplanned}."
     )
 
 

@@ -117,6 +117,21 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class Unplanned:
+    """A model that could not be planned: reading it from MLflow or SageMaker failed.
+
+    The other models are planned and applied as usual; the failure is recorded on this model's versions
+    (when they could be read) and reported, and the next reconcile tries again.
+    """
+
+    model_name: str
+    message: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.model_name, "error": self.message}
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a push would do, in the order it would do it."""
 
@@ -126,6 +141,7 @@ class Plan:
     matched: tuple[tuple[str, str, str], ...] = ()
     """(model, version, package ARN) of every version that already has its package."""
     conflicts: tuple[Conflict, ...] = ()
+    unplanned: tuple[Unplanned, ...] = ()
 
     def __add__(self, other: Plan) -> Plan:
         # Groups first: a model's packages need its group, and a group-only model plans nothing else.
@@ -137,6 +153,7 @@ class Plan:
             problems=(*self.problems, *other.problems),
             matched=(*self.matched, *other.matched),
             conflicts=(*self.conflicts, *other.conflicts),
+            unplanned=(*self.unplanned, *other.unplanned),
         )
 
     @property
@@ -185,6 +202,7 @@ class Plan:
                 for p in self.problems
             ],
             "conflicts": [c.describe() for c in self.conflicts],
+            "unplanned": [u.describe() for u in self.unplanned],
             "existing_packages": self.existing,
         }
 
@@ -269,6 +287,22 @@ def plan_model(
             stamp = pull is None and _becomes_approved(merge)
             actions.append(LinkVersion(version.model_name, version.version, link, stamp))
     return Plan(tuple(actions), tuple(drift), tuple(problems), tuple(matched), tuple(found))
+
+
+def plan_unreadable(model: SourceModel | None, name: str, message: str) -> Plan:
+    """The plan for a model whose reading failed: the failure, recorded on its versions when known.
+
+    Recorded only where the tag does not already say so, so a lasting failure (access denied for one
+    group) writes once, not on every reconcile.
+    """
+    status = f"failed: {message}"[:MAX_TAG_VALUE]
+    versions = model.versions if model is not None else ()
+    actions = tuple(
+        RecordProblem(v.model_name, v.version, status)
+        for v in versions
+        if v.tags.get(TAG_SYNC_STATUS) != status
+    )
+    return Plan(actions=actions, unplanned=(Unplanned(name, message),))
 
 
 def synced_approval(version: SourceVersion) -> ApprovalStatus | None:

@@ -43,7 +43,14 @@ from mlflow_sagemaker_registry.mapping.tags import (
     TAG_SYNC_STATUS,
     TAG_SYNCED_APPROVAL,
 )
-from mlflow_sagemaker_registry.planner import Drift, Plan, plan_model, trusted_packages
+from mlflow_sagemaker_registry.planner import (
+    Drift,
+    Plan,
+    Unplanned,
+    plan_model,
+    plan_unreadable,
+    trusted_packages,
+)
 
 SOURCE = "sqlite:////srv/mlflow.db"
 PENDING = ApprovalStatus.PENDING.value
@@ -681,6 +688,7 @@ def test_the_json_form_describes_every_action_drift_and_problem() -> None:
         ],
         "problems": [{"model": MODEL, "version": "3", "problem": "bad tag", "fix": "fix it"}],
         "conflicts": [],
+        "unplanned": [],
         "existing_packages": 1,
     }
 
@@ -1040,3 +1048,12 @@ def test_a_pull_records_an_approval_both_sides_agree_on() -> None:
     observed = ObservedGroup(group.name, "", (package,))
     plan = plan_model(model, group, observed, [spec_of(v)], SOURCE, pull_only=True)
     assert plan.actions == (LinkVersion(MODEL, "1", {TAG_SYNCED_APPROVAL: "Approved"}, stamp_approved=True),)
+
+
+def test_a_model_that_cannot_be_read_is_recorded_on_its_versions_once() -> None:
+    v1, v2 = version(1), replace(version(2), tags={TAG_SYNC_STATUS: "failed: denied"})
+    plan = plan_unreadable(SourceModel(MODEL, versions=(v1, v2)), MODEL, "denied")
+    assert plan.actions == (RecordProblem(MODEL, "1", "failed: denied"),)  # v2 says so already
+    assert plan.unplanned == (Unplanned(MODEL, "denied"),)
+    assert plan_unreadable(None, MODEL, "MLflow is down").actions == ()
+    assert (plan + Plan()).to_dict()["unplanned"] == [{"model": MODEL, "error": "denied"}]

@@ -72,7 +72,7 @@ def plan(obj: Context, models: tuple[str, ...], all_models: bool) -> None:
         settings = obj.settings()
         result = obj.engine(settings).plan(chosen)
     _print_plan(result, obj.output)
-    sys.exit(EXIT_PROBLEMS if result.problems else 0)
+    sys.exit(_planned_exit(result))
 
 
 @cli.command()
@@ -89,13 +89,13 @@ def push(obj: Context, models: tuple[str, ...], all_models: bool, dry_run: bool,
         result = engine.plan(chosen)
         if dry_run:
             _print_plan(result, obj.output)
-            sys.exit(EXIT_PROBLEMS if result.problems else 0)
+            sys.exit(_planned_exit(result))
         with _progress(obj.output, len(result.actions)) as progress:
             report = engine.apply(result, force=force, progress=progress)
     _print_push(result, report, obj.output)
     if not report.ok:
         sys.exit(EXIT_FAILED)
-    sys.exit(EXIT_PROBLEMS if result.problems else 0)
+    sys.exit(_planned_exit(result))
 
 
 @cli.command()
@@ -110,12 +110,12 @@ def pull(obj: Context, models: tuple[str, ...], all_models: bool, dry_run: bool)
         result = engine.plan(chosen, pull_only=True)
         if dry_run:
             _print_plan(result, obj.output)
-            sys.exit(EXIT_PROBLEMS if result.problems else 0)
+            sys.exit(_planned_exit(result))
         report = engine.apply(result)
     _print_push(result, report, obj.output)
     if not report.ok:
         sys.exit(EXIT_FAILED)
-    sys.exit(EXIT_PROBLEMS if result.problems else 0)
+    sys.exit(_planned_exit(result))
 
 
 @cli.command()
@@ -152,6 +152,14 @@ def status(obj: Context, model: str) -> None:
         rows = obj.engine(settings).status(model)
     click.echo(status_json(rows) if obj.output == "json" else status_table(model, rows))
     sys.exit(0 if all(r.in_sync for r in rows) else EXIT_FAILED)
+
+
+def _planned_exit(result: Plan) -> int:
+    """1 when a model could not be planned (MLflow or AWS failed for it), 4 when versions cannot be
+    mirrored as they are, else 0; after applying, a failed action exits 1 before this is asked."""
+    if result.unplanned:
+        return EXIT_FAILED
+    return EXIT_PROBLEMS if result.problems else 0
 
 
 @contextmanager
