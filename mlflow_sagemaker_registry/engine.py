@@ -7,19 +7,36 @@ mirrored the same way whichever way it arrives. `connect()` wires the real gatew
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .actions import Action, DeletePackage, UpdatePackage
 from .config import Settings
-from .domain import ApprovalStatus, ObservedGroup, PackageSpec, PackageUpdate, SourceModel
+from .domain import (
+    ApprovalStatus,
+    GroupListing,
+    GroupSpec,
+    ObservedGroup,
+    PackageSpec,
+    PackageUpdate,
+    SourceModel,
+)
 from .errors import GatewayError, MappingError, SourceError
 from .executor import Executor, Report
 from .mapping import desired_group, desired_package
 from .mapping.approval import decide_approval
 from .mapping.documents import headline_metric
-from .mapping.identity import group_name, identity_key, identity_of
+from .mapping.identity import (
+    KEY_MODEL,
+    group_name,
+    identity_key,
+    identity_of,
+    legacy_group_name,
+    owner_of,
+)
+from .mapping.tags import TAG_PACKAGE_ARN
 from .planner import Plan, plan_model, plan_unreadable, trusted_packages
 from .ports import Gateways
 from .rollback import plan_rollback
@@ -159,7 +176,11 @@ class Engine:
         deletes them. Packages mirrored from another registry are never touched. An explicit deletion is
         not a mapping rule gone wrong, so the safety threshold does not apply.
         """
-        listing = self.registry.list_group(group_name(name, self.settings.group_prefix))
+        prefix = self.settings.group_prefix
+        legacy = legacy_group_name(name, prefix)
+        listing = self.registry.list_group(group_name(name, prefix))
+        if listing is None and legacy is not None:
+            listing = self.registry.list_group(legacy)  # packages are still matched by their identity
         if listing is None:
             return Report()
         delete = self.settings.on_delete == "delete"
@@ -209,14 +230,14 @@ class Engine:
         self, model: SourceModel, *, pull_only: bool = False
     ) -> tuple[Plan, SourceModel, ObservedGroup | None]:
         source_id = self.source.identity()
-        group = desired_group(model, self.settings)
+        group, listing = self._group(model)
         desired: list[PackageSpec | MappingError] = []
         for version in model.versions:
             try:
                 desired.append(desired_package(version, group.name, source_id, self.settings))
             except MappingError as exc:
                 desired.append(exc)
-        observed = self._observe(group.name, model, desired)
+        observed = self._observe(listing, model, desired)
         plan = plan_model(
             model,
             group,
@@ -227,14 +248,56 @@ class Engine:
             conflicts=self.settings.approval_conflicts,
             pull_only=pull_only,
         )
+        creates = not pull_only and any(isinstance(spec, PackageSpec) for spec in desired)
+        if observed is not None and not plan.matched and creates:
+            self._check_owner(group)
         return plan, model, observed
 
+    def _group(self, model: SourceModel) -> tuple[GroupSpec, GroupListing | None]:
+        """The model's group and its listing (None when it does not exist yet).
+
+        A name with a capital letter has its own group name now (mapping.identity.group_name); a group
+        an older mlsync made under the plain name keeps being used while it exists and is this model's.
+        """
+        group = desired_group(model, self.settings)
+        listing = self.registry.list_group(group.name)
+        legacy = legacy_group_name(model.name, self.settings.group_prefix)
+        if listing is not None or legacy is None:
+            return group, listing
+        old = self.registry.list_group(legacy)
+        if old is None:
+            return group, None
+        linked = any(f":model-package/{legacy}/" in v.tags.get(TAG_PACKAGE_ARN, "") for v in model.versions)
+        if linked or owner_of(self.registry.group_tags(legacy) or {}) == model.name:
+            return dataclasses.replace(group, name=legacy), old
+        return group, None
+
+    def _check_owner(self, group: GroupSpec) -> None:
+        """Refuse to file packages in an existing group no version of this model is in yet, unless its tag
+        names this model: a group made by hand, by another tool, or for a model whose name differs only in
+        case is never merged into.
+
+        Raises:
+            GatewayError: the group belongs to someone else (the message names the fix).
+        """
+        owner = owner_of(self.registry.group_tags(group.name) or {})
+        if owner == group.model_name:
+            return
+        whose = (
+            f"MLflow model {owner!r}" if owner else "no MLflow model (it has no mlflow.registered_model tag)"
+        )
+        raise GatewayError(
+            f"model package group {group.name} already exists and belongs to {whose}, not to "
+            f"{group.model_name!r}; mlsync never files one model's packages in another's group. Set "
+            "group_prefix, or, if the group is this model's, tag it "
+            f"mlflow.registered_model={group.tags[KEY_MODEL]}"
+        )
+
     def _observe(
-        self, group_name: str, model: SourceModel, desired: Sequence[PackageSpec | MappingError]
+        self, listing: GroupListing | None, model: SourceModel, desired: Sequence[PackageSpec | MappingError]
     ) -> ObservedGroup | None:
         """The group's packages: presumed from their summaries where MLflow's tags show them current,
         described in full otherwise (new, changed, drifted, foreign or untagged ones)."""
-        listing = self.registry.list_group(group_name)
         if listing is None:
             return None
         trusted = trusted_packages(model.versions, desired, listing.summaries)

@@ -65,6 +65,10 @@ class Registry(Protocol):
         """The group with the summaries of its packages, or None when it does not exist."""
         ...
 
+    def group_tags(self, group_name: str) -> Mapping[str, str] | None:
+        """The group's tags (its owner is `mlflow.registered_model`), or None when it does not exist."""
+        ...
+
     def describe_package(self, arn: str) -> ObservedPackage:
         """One package in full (metadata, creation-only fields)."""
         ...

@@ -31,9 +31,11 @@ from mlflow_sagemaker_registry.domain import (
     PackageSummary,
     PackageUpdate,
 )
+from mlflow_sagemaker_registry.emulator import emulated_aws
 from mlflow_sagemaker_registry.errors import GatewayError, NotFoundError
 from mlflow_sagemaker_registry.gateways.aws import AwsClients, aws_clients
 from mlflow_sagemaker_registry.gateways.sagemaker import SageMakerRegistry
+from mlflow_sagemaker_registry.mapping.identity import KEY_MODEL
 
 ACCOUNT = "123456789012"  # moto's account
 GROUP = "churn-model"
@@ -115,7 +117,7 @@ def test_create_group_sends_description_and_sorted_tags(
     assert registry.list_group(GROUP) == GroupListing(GROUP, "Churn model", ())
 
 
-def test_create_group_that_already_exists_succeeds_quietly(
+def test_create_group_that_a_concurrent_push_made_succeeds_quietly(
     registry: SageMakerRegistry, clients: AwsClients
 ) -> None:
     # moto silently replaces a duplicate group; SageMaker refuses it like this.
@@ -125,8 +127,37 @@ def test_create_group_that_already_exists_succeeds_quietly(
             service_error_code="ValidationException",
             service_message=f"Model Package Group already exists: {GROUP_ARN}",
         )
-        registry.create_group(GroupSpec(GROUP, "churn", "Churn model", {}))
+        stub.add_response(
+            "describe_model_package_group",
+            {
+                "ModelPackageGroupName": GROUP,
+                "ModelPackageGroupArn": GROUP_ARN,
+                "CreationTime": datetime.datetime(2026, 1, 1),
+                "CreatedBy": {},
+                "ModelPackageGroupStatus": "Completed",
+            },
+        )
+        stub.add_response("list_tags", {"Tags": [{"Key": KEY_MODEL, "Value": "churn"}]})
+        registry.create_group(GroupSpec(GROUP, "churn", "Churn model", {KEY_MODEL: "churn"}))
         stub.assert_no_pending_responses()
+
+
+def test_a_group_name_taken_ignoring_case_by_another_model_is_a_clear_error() -> None:
+    """SageMaker compares group names without case; the emulator does too (and looks them up exactly)."""
+    with emulated_aws():
+        clients = aws_clients("us-east-1", "standard", 1)
+        registry = SageMakerRegistry(clients.sagemaker, clients.sts)
+        registry.create_group(
+            GroupSpec("Churn", "Churn", "MLflow registered model Churn", {KEY_MODEL: "Churn"})
+        )
+        with pytest.raises(
+            GatewayError, match="not MLflow model 'churn''s, and mlsync never files"
+        ) as raised:
+            registry.create_group(
+                GroupSpec("churn", "churn", "MLflow registered model churn", {KEY_MODEL: "churn"})
+            )
+    assert raised.value.code == "Conflict"
+    assert "already exists" in str(raised.value)
 
 
 def test_create_group_other_failures_name_the_group_and_aws_message(

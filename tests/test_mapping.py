@@ -52,6 +52,7 @@ from mlflow_sagemaker_registry.mapping.identity import (
     group_name,
     identity_key,
     identity_of,
+    legacy_group_name,
 )
 from mlflow_sagemaker_registry.mapping.limits import api_length, fits_key, fits_value, is_metadata_text
 from mlflow_sagemaker_registry.mapping.metadata import (
@@ -111,9 +112,23 @@ def a_document() -> Document:
 # --- group names ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["churn", "fraud-model", "A1", "a--b", "x" * 63, "0"])
-def test_a_valid_group_name_is_kept_as_it_is(name: str) -> None:
+@pytest.mark.parametrize("name", ["churn", "fraud-model", "a1", "a--b", "x" * 63, "0"])
+def test_a_valid_lowercase_group_name_is_kept_as_it_is(name: str) -> None:
     assert group_name(name) == name
+    assert legacy_group_name(name) is None
+
+
+def test_names_that_differ_only_in_case_get_groups_that_differ_ignoring_case() -> None:
+    """SageMaker compares group names without case: `Churn` beside `churn` would be refused or merged."""
+    names = ["churn", "Churn", "CHURN", "cHuRn"]
+    groups = [group_name(name) for name in names]
+    assert groups[0] == "churn"
+    assert len({group.lower() for group in groups}) == len(names)
+    assert all(group.startswith(name + "-") for name, group in zip(names[1:], groups[1:], strict=True))
+    # The plain name such a model had before (mlsync < 0.2) is what the engine looks for on upgrade.
+    assert legacy_group_name("Churn") == "Churn"
+    assert legacy_group_name("Churn", "team") == "team-Churn"
+    assert legacy_group_name("fraud model") is None  # it always had a hashed name
 
 
 def test_prefix_is_joined_with_a_dash_when_the_result_is_valid() -> None:

@@ -25,7 +25,8 @@ from ..domain import (
     PackageSummary,
     PackageUpdate,
 )
-from ..errors import NotFoundError
+from ..errors import GatewayError, NotFoundError
+from ..mapping.identity import owner_of
 from .aws import aws_errors
 
 if TYPE_CHECKING:
@@ -99,8 +100,31 @@ class SageMakerRegistry:
             described = self._sm.describe_model_package(ModelPackageName=arn)
         return _observed(described)
 
+    def group_tags(self, group_name: str) -> Mapping[str, str] | None:
+        """DescribeModelPackageGroup (for its ARN) and ListTags; None when the group does not exist.
+
+        A group holds at most 50 tags and ListTags answers at least 50 a page, so one page has them all.
+        """
+        try:
+            with aws_errors("DescribeModelPackageGroup", group_name):
+                arn = self._sm.describe_model_package_group(ModelPackageGroupName=group_name)[
+                    "ModelPackageGroupArn"
+                ]
+        except NotFoundError:
+            return None
+        with aws_errors("ListTags", arn):
+            tags = self._sm.list_tags(ResourceArn=arn, MaxResults=50)["Tags"]
+        return {tag["Key"]: tag.get("Value", "") for tag in tags}
+
     def create_group(self, spec: GroupSpec) -> None:
-        """Create the group; one that already exists (made by a concurrent push) is success."""
+        """Create the group; one that exists already is success only when its tag names the same model.
+
+        SageMaker compares group names without case, so "already exists" may answer for another model's
+        group (`Churn` beside `churn`) as well as for a concurrent push's: the owner tag tells them apart.
+
+        Raises:
+            GatewayError: the name is taken by another model's group, or by one mlsync did not make.
+        """
         with aws_errors("CreateModelPackageGroup", spec.name):
             try:
                 self._sm.create_model_package_group(
@@ -108,9 +132,19 @@ class SageMakerRegistry:
                     ModelPackageGroupDescription=spec.description,
                     Tags=[{"Key": key, "Value": value} for key, value in sorted(spec.tags.items())],
                 )
+                return
             except ClientError as exc:
                 if not _already_exists(exc):
                     raise
+                answer = exc.response.get("Error", {}).get("Message", "")
+        if owner_of(self.group_tags(spec.name) or {}) == spec.model_name:
+            return  # a concurrent push made it
+        raise GatewayError(
+            f"CreateModelPackageGroup {spec.name}: {answer}. That group (names compare without case) is not "
+            f"MLflow model {spec.model_name!r}'s, and mlsync never files one model's packages in another's "
+            "group: rename one of the models or set group_prefix",
+            code="Conflict",
+        )
 
     def create_package(self, spec: PackageSpec, inference: Inference) -> str:
         """Create the versioned package; `spec.client_token` makes a retried create return the same ARN.

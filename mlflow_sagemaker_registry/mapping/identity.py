@@ -61,14 +61,16 @@ def identity_key(source_id: str, model_name: str, version: str) -> tuple[str, st
 
 
 def group_name(model_name: str, prefix: str = "") -> str:
-    """The model package group for a registered model: the name itself when SageMaker accepts it.
+    """The model package group for a registered model: the name itself when SageMaker accepts it and it
+    has no capital letter.
 
-    Otherwise a readable form (ASCII letters and digits, other runs of characters -> one `-`) plus `-`
-    and 8 hex characters of the name's sha256, so two MLflow names never share a group.
+    SageMaker compares group names without case (a `churn` group cannot be created beside `Churn`), so a
+    name with a capital letter, like a name SageMaker would refuse, becomes a readable form (ASCII letters
+    and digits, other runs of characters -> one `-`) plus `-` and 8 hex characters of the exact name's
+    sha256: two MLflow names that differ in anything, case included, never share a group.
     """
     full = f"{prefix}-{model_name}" if prefix else model_name
-    # The pattern alone lets runs of `-` make a name longer than 63 characters.
-    if len(full) <= MAX_ENTITY_NAME and ENTITY_NAME.fullmatch(full):
+    if _plain(full) and model_name == model_name.lower():
         return full
     ascii_name = unicodedata.normalize("NFKD", model_name).encode("ascii", "ignore").decode()
     readable = re.sub(r"[^a-zA-Z0-9]+", "-", ascii_name).strip("-")
@@ -76,6 +78,29 @@ def group_name(model_name: str, prefix: str = "") -> str:
     head = f"{prefix}-{readable}" if prefix and readable else prefix or readable
     head = head[: MAX_ENTITY_NAME - len(digest) - 1].rstrip("-")
     return f"{head}-{digest}" if head else f"mlflow-{digest}"
+
+
+def legacy_group_name(model_name: str, prefix: str = "") -> str | None:
+    """The group mlsync before 0.2 used for a name with a capital letter (the name itself), else None.
+
+    The engine keeps using such a group when it exists and its owner tag names this model, so an upgrade
+    never mirrors a model a second time (docs/mapping.md, "Group names").
+    """
+    full = f"{prefix}-{model_name}" if prefix else model_name
+    if _plain(full) and group_name(model_name, prefix) != full:
+        return full
+    return None
+
+
+def _plain(name: str) -> bool:
+    # The pattern alone lets runs of `-` make a name longer than 63 characters.
+    return len(name) <= MAX_ENTITY_NAME and ENTITY_NAME.fullmatch(name) is not None
+
+
+def owner_of(tags: Mapping[str, str]) -> str | None:
+    """The MLflow model a group's tags say it mirrors, or None when they name none (not mlsync's group)."""
+    value = tags.get(KEY_MODEL)
+    return decode_identity(value) if value is not None else None
 
 
 def client_token(source_id: str, model_name: str, version: str) -> str:
