@@ -60,12 +60,16 @@ class SourceVersion:
 
 @dataclass(frozen=True)
 class SourceModel:
-    """An MLflow registered model and the versions of it that mlsync mirrors."""
+    """An MLflow registered model and the versions of it that mlsync mirrors.
+
+    `is_prompt`: MLflow keeps prompts as registered models too; there is no model to deploy, so every
+    path skips them.
+    """
 
     name: str
     description: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
     versions: tuple[SourceVersion, ...] = ()
+    is_prompt: bool = False
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,9 @@ class Engine:
         model: SourceModel | None = None
         try:
             model = self.source.read_model(name)
+            if model.is_prompt:
+                log.info("skipping %r: it is an MLflow prompt, not a model to deploy", name)
+                return Plan()
             return self._plan_model(model, pull_only=pull_only)[0]
         except (SourceError, GatewayError) as exc:
             log.error("model %r could not be planned: %s", name, exc)

@@ -100,3 +100,15 @@ def test_a_model_with_capitals_keeps_the_group_an_older_mlsync_made(backend: Reg
     backend.clear_calls()
     assert "In sync" in mlsync("push", "Churn").output
     assert "ListTags" not in backend.call_counts()  # the linked versions vouch for the group
+
+
+def test_a_prompt_is_never_mirrored(backend: RegistryBackend) -> None:
+    """MLflow keeps prompts as registered models; `push` of one, or of everything, leaves it alone."""
+    mlflow.genai.register_prompt(name="greeting", template="Hello {{name}}")
+    log_version("fraud", seed=1)
+
+    named, everything = mlsync("push", "greeting"), mlsync("push", "--all")
+
+    assert (named.exit_code, everything.exit_code) == (0, 0), named.output + everything.output
+    assert "In sync" in named.output
+    assert groups() == {"fraud": ["fraud"]}

@@ -141,7 +141,7 @@ def test_read_model_keeps_only_ready_versions_in_numeric_order(source: MlflowSou
     model = source.read_model(FRAUD)
 
     assert [v.version for v in model.versions] == ["1", "2", "3", "4"]  # 5 pending, 6 failed
-    assert (model.name, model.description, dict(model.tags)) == (FRAUD, "flags fraud", {"owner": "risk-team"})
+    assert (model.name, model.description, model.is_prompt) == (FRAUD, "flags fraud", False)
     assert all(v.status == "READY" for v in model.versions)
 
 

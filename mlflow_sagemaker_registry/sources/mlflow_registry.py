@@ -121,8 +121,14 @@ class MlflowSource:
         Cost per READY version: one `get_run` (shared by versions of the same run) and one
         `get_model_version_download_uri`.
         """
+        try:
+            with self._translate(f"reading model {name!r}"):
+                model = self._client.get_registered_model(name)
+        except SourceError:
+            if self._is_prompt(name):
+                return SourceModel(name=name, is_prompt=True)
+            raise
         with self._translate(f"reading model {name!r}"):
-            model = self._client.get_registered_model(name)
             # A LIKE filter (see _name_filter) can match other names too: keep only this one.
             found = {
                 str(mv.version): mv
@@ -144,9 +150,20 @@ class MlflowSource:
         return SourceModel(
             name=model.name,
             description=model.description or "",
-            tags=dict(model.tags or {}),
             versions=tuple(versions),
         )
+
+    def _is_prompt(self, name: str) -> bool:
+        """Whether `name` is an MLflow prompt (a registered model the model APIs no longer show).
+
+        Asked when `get_registered_model` failed: MLflow 3 answers "not found" for a prompt's name, which
+        would read as a typo. A registry or client without prompts (MLflow 2) has no such name.
+        """
+        try:
+            prompt = self._client.get_prompt(name)
+        except _MLFLOW_FAILURES:
+            return False
+        return prompt is not None
 
     def download_model(self, artifact_uri: str, dest: Path) -> Path:
         """Download the model directory at `artifact_uri` under `dest` (created if missing).
