@@ -41,7 +41,7 @@ from .errors import MappingError, UnsafePlanError
 from .mapping import sync_status
 from .mapping.identity import KEY_SERVER, identity_key, identity_of
 from .mapping.limits import MAX_APPROVAL_DESCRIPTION
-from .mapping.metadata import KEY_DOCUMENT, owned_keys
+from .mapping.metadata import KEY_DOCUMENT, owned_keys, within_budget
 from .mapping.tags import (
     MAX_TAG_VALUE,
     SYNCED,
@@ -436,19 +436,17 @@ def _same_version(package: ObservedPackage, key: tuple[str, str, str]) -> bool:
 
 def _update(spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge) -> UpdatePackage | None:
     approval = merge.result if merge.result != package.approval else None
+    held = package.customer_metadata
+    wanted = within_budget(spec.customer_metadata, foreign=len(held) - len(owned_keys(held)))
     change = PackageUpdate(
         approval=approval,
         approval_reason=_reason(spec, merge) if approval else "",
         lifecycle=merge.lifecycle if merge.lifecycle not in (None, package.lifecycle) else None,
+        # The source id a package was created with stays: the same registry may be known by two names.
         metadata_set={
-            k: v
-            for k, v in spec.customer_metadata.items()
-            if package.customer_metadata.get(k) != v
-            and not (k == KEY_SERVER and k in package.customer_metadata)
+            k: v for k, v in wanted.items() if held.get(k) != v and not (k == KEY_SERVER and k in held)
         },
-        metadata_remove=tuple(
-            k for k in owned_keys(package.customer_metadata) if k not in spec.customer_metadata
-        ),
+        metadata_remove=tuple(k for k in owned_keys(held) if k not in wanted),
     )
     if change.is_empty:
         return None

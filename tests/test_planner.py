@@ -1057,3 +1057,22 @@ def test_a_model_that_cannot_be_read_is_recorded_on_its_versions_once() -> None:
     assert plan.unplanned == (Unplanned(MODEL, "denied"),)
     assert plan_unreadable(None, MODEL, "MLflow is down").actions == ()
     assert (plan + Plan()).to_dict()["unplanned"] == [{"model": MODEL, "error": "denied"}]
+
+
+def test_metadata_stays_within_50_entries_beside_keys_added_by_hand() -> None:
+    """Keys someone added in SageMaker are kept; mlsync drops its lowest-priority `param.*` keys instead."""
+    v = version(1, params={f"p{i:02d}": str(i) for i in range(60)})
+    spec = spec_of(v)
+    assert len(spec.customer_metadata) == 50
+    by_hand = {f"team.note{i}": "x" for i in range(3)}
+    package = created(spec, 1, customer_metadata={**spec.customer_metadata, **by_hand})  # 53: as if merged
+    (update,) = [a for a in plan_for([linked(v, arn(1))], [package]).actions if isinstance(a, UpdatePackage)]
+    kept = {**package.customer_metadata, **update.change.metadata_set}
+    kept = {k: v for k, v in kept.items() if k not in update.change.metadata_remove}
+    assert len(kept) == 50 and all(key in kept for key in by_hand)
+    dropped = set(spec.customer_metadata) - set(kept)
+    params = sorted(k for k in spec.customer_metadata if k.startswith("param."))
+    assert dropped == set(params[-3:])  # the last params in name order go first
+    assert int(kept[KEY_OMITTED]) == int(spec.customer_metadata[KEY_OMITTED]) + 3
+    settled = created(spec, 1, customer_metadata=kept)
+    assert plan_for([linked(v, arn(1))], [settled]).actions == ()  # and it stays that way

@@ -7,7 +7,7 @@ params while the 50-entry budget lasts; what does not fit is only in the run doc
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..domain import Document, SourceVersion
 from .identity import KEY_MODEL, KEY_SERVER, KEY_VERSION, encode_identity
@@ -89,3 +89,24 @@ def metadata_properties(version: SourceVersion) -> dict[str, str]:
 def owned_keys(keys: Iterable[str]) -> list[str]:
     """The metadata keys among `keys` that mlsync manages (and so may remove)."""
     return sorted(k for k in keys if k.startswith(OWNED_PREFIXES))
+
+
+def within_budget(desired: Mapping[str, str], foreign: int) -> dict[str, str]:
+    """`desired` cut to fit the 50-entry limit beside `foreign` keys someone added by hand in SageMaker.
+
+    Those keys are never removed (mlsync removes only keys it owns), so mlsync gives way: `param.*` keys
+    go first (the last in name order first), then `metric.*`, then `dataset.*`; the identity keys always
+    stay. What is dropped is counted in `mlsync.omitted` and stays in the run document.
+    """
+    room = MAX_METADATA_ENTRIES - foreign
+    if len(desired) <= room:
+        return dict(desired)
+    droppable = [
+        key
+        for prefix in (PARAM_PREFIX, METRIC_PREFIX, DATASET_PREFIX)
+        for key in sorted((k for k in desired if k.startswith(prefix)), reverse=True)
+    ]
+    dropped = set(droppable[: len(desired) - room])
+    kept = {key: value for key, value in desired.items() if key not in dropped}
+    kept[KEY_OMITTED] = str(int(desired.get(KEY_OMITTED, "0")) + len(dropped))
+    return kept
