@@ -17,10 +17,11 @@ import pytest
 
 from mlflow_sagemaker_registry.actions import Action, CreatePackage, UpdatePackage
 from mlflow_sagemaker_registry.config import Settings
-from mlflow_sagemaker_registry.domain import ApprovalStatus, Lifecycle
+from mlflow_sagemaker_registry.domain import ApprovalStatus, GroupSpec, Lifecycle
 from mlflow_sagemaker_registry.engine import Engine
-from mlflow_sagemaker_registry.errors import GatewayError, RollbackError, SourceError, UnsafePlanError
+from mlflow_sagemaker_registry.errors import RollbackError, UnsafePlanError
 from mlflow_sagemaker_registry.executor import Report
+from mlflow_sagemaker_registry.mapping.identity import group_name
 from mlflow_sagemaker_registry.mapping.tags import (
     TAG_APPROVAL_CONFLICT,
     TAG_APPROVED_AT,
@@ -215,13 +216,7 @@ def test_a_version_that_cannot_be_mapped_is_recorded_once_and_the_others_go_on(w
     world.assert_writes_nothing(lambda: world.engine().push([MODEL]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mapping.group_name keeps a valid model name as it is, so MLflow models whose names differ only "
-    "in case map to one SageMaker group (unique ignoring case): the second CreateGroup 'succeeds' as an "
-    "existing group, is reported as created, and every push fails that model's creates",
-)
-def test_two_models_whose_names_differ_only_in_case_are_both_mirrored() -> None:
+def test_two_models_whose_names_differ_only_in_case_get_groups_of_their_own() -> None:
     world = World()
     world.source.add_version("Churn")
     world.source.add_version("churn")
@@ -229,7 +224,21 @@ def test_two_models_whose_names_differ_only_in_case_are_both_mirrored() -> None:
     _, report = world.engine().push()
 
     assert report.ok, report.failures
-    assert len(report.packages_created) == 2
+    assert report.groups_created == [group_name("Churn"), "churn"]
+    assert [len(world.registry.packages(group)) for group in report.groups_created] == [1, 1]
+
+
+def test_a_group_that_is_not_the_models_is_never_filed_into(world: World) -> None:
+    world.registry.create_group(GroupSpec(MODEL, "", "made by hand", {}))  # no owner tag
+    world.source.add_version("fraud")
+
+    plan, report = world.engine().push()
+
+    assert [u.model_name for u in plan.unplanned] == [MODEL]
+    assert "belongs to no MLflow model" in plan.unplanned[0].message
+    assert world.registry.packages(MODEL) == ()
+    assert [f.action for f in report.failures] == ["Plan"]
+    assert len(world.registry.packages("fraud")) == 1
 
 
 def test_many_approval_changes_at_once_are_refused_unless_forced() -> None:
@@ -249,14 +258,33 @@ def test_many_approval_changes_at_once_are_refused_unless_forced() -> None:
     assert len(report.packages_updated) == 4
 
 
-def test_a_failure_to_read_either_side_fails_the_plan(world: World) -> None:
-    world.source.fail_next("read_model")
-    with pytest.raises(SourceError):
-        world.engine().plan([MODEL])
-    world.engine().push([MODEL])
-    world.registry.fail_next("ListModelPackages")
-    with pytest.raises(GatewayError, match="ThrottlingException"):
-        world.engine().plan([MODEL])
+def test_a_model_that_cannot_be_read_is_reported_and_the_others_go_on(world: World) -> None:
+    world.source.add_version("fraud")
+    world.source.fail_next("read_model")  # the first model read: churn
+
+    plan, report = world.engine().push()
+
+    assert [u.model_name for u in plan.unplanned] == [MODEL]
+    assert [(f.model_name, f.action) for f in report.failures] == [(MODEL, "Plan")]
+    assert world.registry.group(MODEL) is None and len(world.registry.packages("fraud")) == 1
+
+
+def test_a_mirrored_model_sagemaker_cannot_list_is_recorded_on_its_versions_once(mirrored: World) -> None:
+    mirrored.registry.fail_next("ListModelPackages", times=2)
+
+    first, _ = mirrored.engine().push([MODEL])
+    again, _ = mirrored.engine().push([MODEL])
+
+    assert "ThrottlingException" in first.unplanned[0].message
+    assert kinds(first.actions) == ["RecordProblem", "RecordProblem"] and again.actions == ()
+    assert mirrored.tags("1")[TAG_SYNC_STATUS] == f"failed: {first.unplanned[0].message}"
+
+
+def test_a_prompt_is_never_mirrored(world: World) -> None:
+    world.source.add_prompt("summarize")
+
+    assert world.engine().plan(["summarize"]).is_empty
+    assert world.source.model_names() == [MODEL]
 
 
 # -- two-way approval ------------------------------------------------------------------------------------

@@ -26,13 +26,13 @@ from mlflow_sagemaker_registry.domain import (
     Container,
     Document,
     GroupListing,
-    GroupSpec,
     Inference,
     Lifecycle,
     ObservedPackage,
     PackageSpec,
     PackageSummary,
     PackageUpdate,
+    SourceModel,
     SourceVersion,
 )
 from mlflow_sagemaker_registry.emulator import (
@@ -47,7 +47,7 @@ from mlflow_sagemaker_registry.errors import GatewayError, NotFoundError, Source
 from mlflow_sagemaker_registry.gateways.aws import aws_clients
 from mlflow_sagemaker_registry.gateways.s3 import S3Storage
 from mlflow_sagemaker_registry.gateways.sagemaker import SageMakerRegistry
-from mlflow_sagemaker_registry.mapping import desired_package
+from mlflow_sagemaker_registry.mapping import desired_group, desired_package
 from mlflow_sagemaker_registry.ports import Registry, Source, Storage
 from mlflow_sagemaker_registry.sources.mlflow_registry import MlflowSource
 from mlflow_sagemaker_registry.testing import (
@@ -60,8 +60,8 @@ from mlflow_sagemaker_registry.testing import (
 )
 
 MODEL = GROUP = "churn-model"
-GROUP_SPEC = GroupSpec(GROUP, MODEL, "MLflow registered model churn-model", {})
 SETTINGS = Settings(s3_prefix="s3://bucket/mlsync")
+GROUP_SPEC = desired_group(SourceModel(MODEL), SETTINGS)  # tagged with its owner, the MLflow model
 REVIEWER = f"arn:aws:iam::{ACCOUNT_ID}:user/AKIAREVIEWER"
 IMAGE = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/mlflow-pyfunc:3.1.0"
 SERVED = Inference(
@@ -286,10 +286,23 @@ def test_a_key_both_set_and_removed_is_refused(registry: Registry) -> None:
 
 
 def test_group_names_are_unique_ignoring_case_while_lookups_are_exact(registry: Registry) -> None:
-    registry.create_group(GroupSpec(GROUP.upper(), MODEL, "another group", {}))  # exists: success
+    another = desired_group(SourceModel(GROUP.upper()), SETTINGS)
 
-    assert registry.list_group(GROUP.upper()) is None
+    with pytest.raises(GatewayError) as refused:
+        registry.create_group(replace(another, name=GROUP.upper()))
+
+    assert refused.value.code == "Conflict"
+    assert registry.list_group(GROUP.upper()) is None and registry.group_tags(GROUP.upper()) is None
     assert registry.list_group(GROUP) == GroupListing(GROUP, GROUP_SPEC.description, ())
+    assert registry.group_tags(GROUP) == GROUP_SPEC.tags
+
+
+def test_creating_a_group_the_model_already_has_is_success(registry: Registry) -> None:
+    registry.create_group(GROUP_SPEC)  # a concurrent push made it: its owner tag names this model
+
+    with pytest.raises(GatewayError, match=GROUP) as refused:
+        registry.create_group(replace(GROUP_SPEC, model_name="fraud"))
+    assert refused.value.code == "Conflict"
 
 
 def test_what_does_not_exist_is_not_found(side: Side) -> None:
@@ -353,11 +366,14 @@ def test_the_same_calls_reach_sagemaker(side: Side, registry: Registry) -> None:
     registry.update_package(first, PackageUpdate(approval_reason="why"))
     registry.delete_package(first)
     registry.delete_package(first)
+    registry.create_group(GROUP_SPEC)
+    registry.group_tags("no-such-group")
 
     assert side.calls() == Counter(
         {
-            "CreateModelPackageGroup": 1,
-            "DescribeModelPackageGroup": 2,
+            "CreateModelPackageGroup": 2,
+            "DescribeModelPackageGroup": 4,
+            "ListTags": 1,
             "CreateModelPackage": 3,
             "ListModelPackages": 1,
             "DescribeModelPackage": 1,

@@ -11,8 +11,9 @@ emulator, so the two cannot drift apart):
   never expires, as in the emulator), the same token with another request is refused;
 - an update changes only what it sets, merges metadata, and is refused for a transition back to
   `PendingManualApproval`; an update that sets nothing sends nothing;
-- group names are unique ignoring case (a duplicate is success, as the gateway makes it) while lookups
-  are exact; deleting a package that is gone is success;
+- group names are unique ignoring case while lookups are exact; creating a group that exists is success
+  only when its owner tag (`mlflow.registered_model`) names the same model, as the gateway makes it;
+  deleting a package that is gone is success;
 - summaries carry approval and lifecycle but no metadata; who last modified a package and when are
   reported only by `describe_package`, as the gateway reports them.
 
@@ -28,12 +29,12 @@ Deliberately not emulated (the emulator, the gateway tests and the end-to-end te
 
 - request validation: name patterns, metadata characters and lengths (the mapping keeps within them);
 - pagination beyond logging one `ListModelPackages` per 100 packages, as the gateway's paginator asks;
-- EventBridge events, group tags and deletes, unversioned packages, cross-account ARNs;
+- EventBridge events, tag writes and group deletes, unversioned packages, cross-account ARNs;
 - the inference specification: kept as given (`MemoryRegistry.created_with`), never checked;
 - retries and throttling, credentials, STS (`default_image` names this account's image without a call);
 - S3 buckets (every bucket exists), content types and multipart uploads;
 - MLflow runs, experiments, stage transition rules, registration states (a version that is not READY is
-  skipped, as `MlflowSource` skips it) and webhooks;
+  skipped, as `MlflowSource` skips it), prompts beyond their names (`add_prompt`) and webhooks;
 - threads: none of the fakes is thread-safe.
 
 Stdlib and mlsync's own core only: no boto3, mlflow or click.
@@ -67,6 +68,7 @@ from ..domain import (
     SourceVersion,
 )
 from ..errors import GatewayError, MlsyncError, NotFoundError, SourceError
+from ..mapping.identity import owner_of
 from ..mapping.limits import MAX_METADATA_ENTRIES
 from ..ports import Gateways
 
@@ -193,7 +195,7 @@ class AliasWrite:
 @dataclass
 class _Model:
     description: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
+    is_prompt: bool = False
     versions: dict[str, SourceVersion] = field(default_factory=dict)
     """Stored with empty `aliases` (MLflow keeps aliases on the model) and replaced, never mutated."""
     aliases: dict[str, str] = field(default_factory=dict)
@@ -228,11 +230,17 @@ class MemorySource(_Fake):
 
     # -- the people around mlsync ----------------------------------------------------------------------
 
-    def add_model(self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None) -> None:
+    def add_model(self, name: str, *, description: str = "") -> None:
         """Register a model (`add_version` registers one on its own; this one may have no versions)."""
         if name in self._models:
             raise ValueError(f"model {name!r} is already registered")
-        self._models[name] = _Model(description, dict(tags or {}))
+        self._models[name] = _Model(description)
+
+    def add_prompt(self, name: str) -> None:
+        """Register an MLflow prompt: read as `is_prompt`, left out of `model_names`, as MLflow 3 does."""
+        if name in self._models:
+            raise ValueError(f"{name!r} is already registered")
+        self._models[name] = _Model(is_prompt=True)
 
     def add_version(
         self,
@@ -323,17 +331,18 @@ class MemorySource(_Fake):
 
     def model_names(self) -> list[str]:
         with self._call("model_names"):
-            return sorted(self._models)
+            return sorted(name for name, model in self._models.items() if not model.is_prompt)
 
     def read_model(self, name: str) -> SourceModel:
         """The model and its READY versions sorted by number, each with its aliases (sorted) and tags."""
         with self._call("read_model"):
             model = self._model(name)
+            if model.is_prompt:
+                return SourceModel(name=name, is_prompt=True)
             ready = [v for v in model.versions.values() if v.status == READY]
             return SourceModel(
                 name=name,
                 description=model.description,
-                tags=dict(model.tags),
                 versions=tuple(self._read(model, v) for v in sorted(ready, key=lambda v: int(v.version))),
             )
 
@@ -417,6 +426,7 @@ class MemoryRegistry(_Fake):
             "CreateModelPackageGroup",
             "DescribeModelPackageGroup",
             "ListModelPackages",
+            "ListTags",
             "CreateModelPackage",
             "DescribeModelPackage",
             "UpdateModelPackage",
@@ -508,11 +518,33 @@ class MemoryRegistry(_Fake):
         with self._call("DescribeModelPackage"):
             return self._package("DescribeModelPackage", arn)
 
+    def group_tags(self, group_name: str) -> Mapping[str, str] | None:
+        """The tags the group was created with (its owner among them), or None when it does not exist."""
+        with self._call("DescribeModelPackageGroup"):
+            group = self._groups.get(group_name)
+        if group is None:
+            return None
+        with self._call("ListTags"):
+            return dict(group.spec.tags)
+
     def create_group(self, spec: GroupSpec) -> None:
-        """Create the group; one whose name differs only in case already exists, which is success."""
-        with self._call("CreateModelPackageGroup"):
-            if not any(name.lower() == spec.name.lower() for name in self._groups):
+        """Create the group; one that exists (names compare without case) is success only when it is
+        this model's, by its owner tag: a concurrent push made it.
+
+        Raises:
+            GatewayError: the name is taken by another model's group, or by one mlsync did not make.
+        """
+        operation = "CreateModelPackageGroup"
+        with self._call(operation):
+            taken = next((name for name in self._groups if name.lower() == spec.name.lower()), None)
+            if taken is None:
                 self._groups[spec.name] = _Group(spec)
+                return
+        if owner_of(self.group_tags(spec.name) or {}) != spec.model_name:
+            message = (
+                f"Model Package Group already exists: {taken}; it is not MLflow model {spec.model_name!r}'s"
+            )
+            raise _aws_error(operation, spec.name, message, "Conflict")
 
     def create_package(self, spec: PackageSpec, inference: Inference) -> str:
         operation = "CreateModelPackage"
