@@ -269,7 +269,9 @@ class DeletePackage:
 
     @property
     def changes_approval(self) -> bool:
-        return False
+        """A deleted package can no longer be deployed: it counts toward the safety threshold like an
+        approval change (octodns keeps a threshold for deletes too)."""
+        return True
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -63,13 +63,15 @@ class SourceModel:
     """An MLflow registered model and the versions of it that mlsync mirrors.
 
     `is_prompt`: MLflow keeps prompts as registered models too; there is no model to deploy, so every
-    path skips them.
+    path skips them. `registering`: versions that exist but are not READY (still registering, or failed
+    to): not mirrored yet, and never taken for deleted.
     """
 
     name: str
     description: str = ""
     versions: tuple[SourceVersion, ...] = ()
     is_prompt: bool = False
+    registering: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

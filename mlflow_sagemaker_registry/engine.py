@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .actions import Action, DeletePackage, UpdatePackage
+from .actions import Action
 from .config import Settings
 from .domain import (
     ApprovalStatus,
@@ -20,7 +20,6 @@ from .domain import (
     GroupSpec,
     ObservedGroup,
     PackageSpec,
-    PackageUpdate,
     SourceModel,
 )
 from .errors import GatewayError, MappingError, SourceError
@@ -37,7 +36,7 @@ from .mapping.identity import (
     owner_of,
 )
 from .mapping.tags import TAG_PACKAGE_ARN
-from .planner import Plan, plan_model, plan_unreadable, trusted_packages
+from .planner import Plan, plan_model, plan_unreadable, retire_actions, trusted_packages
 from .ports import Gateways
 from .rollback import plan_rollback
 
@@ -61,6 +60,15 @@ class StatusRow:
     conflict: str = ""
 
 
+@dataclass(frozen=True)
+class _PlanOptions:
+    """How one reconcile plans (see `Engine.plan`)."""
+
+    pull_only: bool = False
+    deep: bool = False
+    prune: bool = False
+
+
 class Engine:
     """Plans and applies reconciles of chosen models (or all of them)."""
 
@@ -71,17 +79,28 @@ class Engine:
         self.registry = gateways.registry
         self.storage = gateways.storage
 
-    def plan(self, names: Sequence[str] | None = None, *, pull_only: bool = False) -> Plan:
+    def plan(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        pull_only: bool = False,
+        deep: bool = False,
+        prune: bool | None = None,
+    ) -> Plan:
         """The plan for `names` (every registered model when None); reads only.
 
         With `pull_only`, only the MLflow writes that record SageMaker-side approval changes (`pull`).
+        `deep` describes every package instead of presuming the ones MLflow's tags vouch for, so hand
+        edits of their metadata in SageMaker are seen (and set back). `prune` (default: the `prune`
+        setting) retires the packages of versions deleted in MLflow, as `on_delete` says.
         """
+        options = _PlanOptions(pull_only, deep, self.settings.prune if prune is None else prune)
         plan = Plan()
         for name in self._names(names):
-            plan = plan + self._plan_isolated(name, pull_only)
+            plan = plan + self._plan_isolated(name, options)
         return plan
 
-    def _plan_isolated(self, name: str, pull_only: bool) -> Plan:
+    def _plan_isolated(self, name: str, options: _PlanOptions) -> Plan:
         """One model's plan; a failure to read it (MLflow or SageMaker) becomes part of the plan, so one
         failing model (throttled past the retries, denied by IAM) never stops the others."""
         model: SourceModel | None = None
@@ -90,7 +109,7 @@ class Engine:
             if model.is_prompt:
                 log.info("skipping %r: it is an MLflow prompt, not a model to deploy", name)
                 return Plan()
-            return self._plan_model(model, pull_only=pull_only)[0]
+            return self._plan_model(model, options)[0]
         except (SourceError, GatewayError) as exc:
             log.error("model %r could not be planned: %s", name, exc)
             return plan_unreadable(model, name, str(exc))
@@ -119,9 +138,11 @@ class Engine:
         *,
         force: bool = False,
         progress: Callable[[Action], None] | None = None,
+        deep: bool = False,
+        prune: bool | None = None,
     ) -> tuple[Plan, Report]:
-        """Plan, then apply (see `apply`)."""
-        plan = self.plan(names)
+        """Plan, then apply (see `plan` and `apply`)."""
+        plan = self.plan(names, deep=deep, prune=prune)
         return plan, self.apply(plan, force=force, progress=progress)
 
     def apply(
@@ -186,28 +207,21 @@ class Engine:
             listing = self.registry.list_group(legacy)  # packages are still matched by their identity
         if listing is None:
             return Report()
-        delete = self.settings.on_delete == "delete"
-        wanted = {identity_key(self.source.identity(), name, version) for version in versions}
-        model_key = identity_key(self.source.identity(), name, "")[:2]
-        actions: list[Action] = []
-        for summary in listing.summaries:
-            if summary.approval is ApprovalStatus.REJECTED and not delete:
-                continue
-            identity = identity_of(self.registry.describe_package(summary.arn).customer_metadata)
-            if identity is None or identity[:2] != model_key or (wanted and identity not in wanted):
-                continue
-            if delete:
-                actions.append(DeletePackage(summary.arn, name, identity[2]))
-                continue
-            actions.append(
-                UpdatePackage(
-                    arn=summary.arn,
-                    model_name=name,
-                    version=identity[2],
-                    change=PackageUpdate(ApprovalStatus.REJECTED, "mlsync: the MLflow version was deleted"),
-                    previous_approval=summary.approval,
-                )
-            )
+        wanted = set(versions)
+        # Summaries suffice to skip packages already Rejected; the rest are described for their identity.
+        skip = self.settings.on_delete != "delete"
+        packages = [
+            self.registry.describe_package(summary.arn)
+            for summary in listing.summaries
+            if not (skip and summary.approval is ApprovalStatus.REJECTED)
+        ]
+        actions = retire_actions(
+            name,
+            packages,
+            self.source.identity(),
+            lambda version: not wanted or version in wanted,
+            self.settings.on_delete == "delete",
+        )
         return self.apply(Plan(tuple(actions)), force=True)
 
     def model_of_package(self, arn: str) -> str | None:
@@ -227,10 +241,10 @@ class Engine:
 
     def _plan_one(self, name: str) -> tuple[Plan, SourceModel, ObservedGroup | None]:
         """One model's plan, with what it was made from; a failure to read it raises."""
-        return self._plan_model(self.source.read_model(name))
+        return self._plan_model(self.source.read_model(name), _PlanOptions())
 
     def _plan_model(
-        self, model: SourceModel, *, pull_only: bool = False
+        self, model: SourceModel, options: _PlanOptions
     ) -> tuple[Plan, SourceModel, ObservedGroup | None]:
         source_id = self.source.identity()
         group, listing = self._group(model)
@@ -240,7 +254,7 @@ class Engine:
                 desired.append(desired_package(version, group.name, source_id, self.settings))
             except MappingError as exc:
                 desired.append(exc)
-        observed = self._observe(listing, model, desired)
+        observed = self._observe(listing, model, desired, deep=options.deep)
         plan = plan_model(
             model,
             group,
@@ -249,9 +263,10 @@ class Engine:
             source_id,
             approval_tag=self.settings.approval.tag,
             conflicts=self.settings.approval_conflicts,
-            pull_only=pull_only,
+            pull_only=options.pull_only,
+            prune=self.settings.on_delete if options.prune else None,
         )
-        creates = not pull_only and any(isinstance(spec, PackageSpec) for spec in desired)
+        creates = not options.pull_only and any(isinstance(spec, PackageSpec) for spec in desired)
         if observed is not None and not plan.matched and creates:
             self._check_owner(group)
         return plan, model, observed
@@ -297,13 +312,19 @@ class Engine:
         )
 
     def _observe(
-        self, listing: GroupListing | None, model: SourceModel, desired: Sequence[PackageSpec | MappingError]
+        self,
+        listing: GroupListing | None,
+        model: SourceModel,
+        desired: Sequence[PackageSpec | MappingError],
+        *,
+        deep: bool = False,
     ) -> ObservedGroup | None:
         """The group's packages: presumed from their summaries where MLflow's tags show them current,
-        described in full otherwise (new, changed, drifted, foreign or untagged ones)."""
+        described in full otherwise (new, changed, drifted, foreign or untagged ones), or every one
+        `deep`."""
         if listing is None:
             return None
-        trusted = trusted_packages(model.versions, desired, listing.summaries)
+        trusted = {} if deep else trusted_packages(model.versions, desired, listing.summaries)
         packages = tuple(
             trusted.get(summary.arn) or self.registry.describe_package(summary.arn)
             for summary in listing.summaries

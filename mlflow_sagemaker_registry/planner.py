@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from .actions import (
     Action,
     CreateGroup,
     CreatePackage,
+    DeletePackage,
     LinkVersion,
     PullApproval,
     RecordProblem,
@@ -221,12 +222,16 @@ def plan_model(
     approval_tag: str = DEFAULT_APPROVAL_TAG,
     conflicts: str = DEFAULT_CONFLICTS,
     pull_only: bool = False,
+    prune: str | None = None,
 ) -> Plan:
     """Plan one registered model: `desired[i]` is the mapping of `model.versions[i]` (or why it failed).
 
     Approval is merged three ways (approval_merge.py); `conflicts` is the `approval_conflicts` policy and
     `approval_tag` the MLflow tag a pull writes. With `pull_only` (`mlsync pull`) the plan writes only
     MLflow: the pulls of SageMaker-side approval changes and the record of approvals both sides agree on.
+
+    With `prune` (`reject` or `delete`, the `on_delete` setting), the packages of versions deleted in
+    MLflow are retired too (`retire_actions`).
     """
     packages = observed.packages if observed else ()
     actions: list[Action] = [] if observed or pull_only else [CreateGroup(group)]
@@ -286,7 +291,39 @@ def plan_model(
         if any(version.tags.get(k) != v for k, v in link.items()):
             stamp = pull is None and _becomes_approved(merge)
             actions.append(LinkVersion(version.model_name, version.version, link, stamp))
+    if prune is not None and not pull_only:
+        existing = {v.version for v in model.versions} | set(model.registering)
+        actions += retire_actions(
+            model.name, packages, source_id, lambda v: v not in existing, prune == "delete"
+        )
     return Plan(tuple(actions), tuple(drift), tuple(problems), tuple(matched), tuple(found))
+
+
+RETIRED_REASON = "mlsync: the MLflow version was deleted"
+
+
+def retire_actions(
+    model_name: str,
+    packages: Sequence[ObservedPackage],
+    source_id: str,
+    gone: Callable[[str], bool],
+    delete: bool,
+) -> list[Action]:
+    """Retire the packages this registry mirrored from versions of `model_name` that `gone` says were
+    deleted in MLflow: Rejected and kept as history (packages already Rejected are left alone), or
+    deleted with `on_delete = "delete"`. Packages of another registry or model are never touched."""
+    model_key = identity_key(source_id, model_name, "")[:2]
+    actions: list[Action] = []
+    for package in packages:
+        identity = identity_of(package.customer_metadata)
+        if identity is None or identity[:2] != model_key or not gone(identity[2]):
+            continue
+        if delete:
+            actions.append(DeletePackage(package.arn, model_name, identity[2]))
+        elif package.approval is not ApprovalStatus.REJECTED:
+            change = PackageUpdate(ApprovalStatus.REJECTED, RETIRED_REASON)
+            actions.append(UpdatePackage(package.arn, model_name, identity[2], change, package.approval))
+    return actions
 
 
 def plan_unreadable(model: SourceModel | None, name: str, message: str) -> Plan:

@@ -449,3 +449,15 @@ def test_approval_conflicts_is_sagemaker_unless_set_to_mlflow(tmp_path: Path) ->
     )
     with pytest.raises(ConfigError, match=r"approval_conflicts 'both': use sagemaker .* or mlflow"):
         load_settings(env={"MLSYNC_APPROVAL_CONFLICTS": "both"}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(("text", "value"), [("true", True), ("1", True), ("No", False), ("false", False)])
+def test_a_switch_is_read_from_its_spelled_out_value(tmp_path: Path, text: str, value: bool) -> None:
+    assert load_settings(env={"MLSYNC_PRUNE": text}, cwd=tmp_path).prune is value
+
+
+def test_a_switch_that_is_not_true_or_false_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'prune' from MLSYNC_PRUNE must be a bool"):
+        load_settings(env={"MLSYNC_PRUNE": "sometimes"}, cwd=tmp_path)
+    (tmp_path / "mlsync.toml").write_text("prune = true\n")
+    assert load_settings(env={}, cwd=tmp_path).prune is True

@@ -141,16 +141,19 @@ class MlflowSource:
             aliases.setdefault(str(version), set()).add(alias)
         runs: dict[str, Any] = {}
         versions = []
+        registering = []
         for version in sorted(found, key=int):
             mv = found[version]
             if mv.status != _READY:
                 log.info("skipping model %r version %s: status is %s, not READY", name, version, mv.status)
+                registering.append(version)
                 continue
             versions.append(self._read_version(mv, version, aliases.get(version, set()), runs))
         return SourceModel(
             name=model.name,
             description=model.description or "",
             versions=tuple(versions),
+            registering=tuple(registering),
         )
 
     def _is_prompt(self, name: str) -> bool:

@@ -35,7 +35,7 @@ from ...plan_output import (
 )
 from ...planner import Plan
 from .emulator import emulator
-from .shell import EXIT_FAILED, EXIT_PROBLEMS, Context, errors, models_arguments, selection
+from .shell import EXIT_FAILED, EXIT_PROBLEMS, Context, F, errors, models_arguments, selection
 from .verify import verify
 from .webhook import serve, webhook
 
@@ -62,15 +62,29 @@ def cli(ctx: click.Context, /, output: str, verbose: int, **flags: Any) -> None:
     ctx.obj = Context(flags, output)
 
 
+def _depth_options(command: F) -> F:
+    """`--deep` and `--prune`, shared by `plan` and `push`."""
+    command = click.option(
+        "--prune",
+        is_flag=True,
+        default=None,
+        help="Also retire the packages of versions deleted in MLflow (as on_delete says; default: prune).",
+    )(command)
+    return click.option(
+        "--deep", is_flag=True, help="Describe every package, so hand edits in SageMaker are seen."
+    )(command)
+
+
 @cli.command()
 @models_arguments
+@_depth_options
 @click.pass_obj
-def plan(obj: Context, models: tuple[str, ...], all_models: bool) -> None:
+def plan(obj: Context, models: tuple[str, ...], all_models: bool, deep: bool, prune: bool | None) -> None:
     """Show what a push would change, without changing anything."""
     chosen = selection(models, all_models)
     with errors():
         settings = obj.settings()
-        result = obj.engine(settings).plan(chosen)
+        result = obj.engine(settings).plan(chosen, deep=deep, prune=prune)
     _print_plan(result, obj.output)
     sys.exit(_planned_exit(result))
 
@@ -79,14 +93,23 @@ def plan(obj: Context, models: tuple[str, ...], all_models: bool) -> None:
 @models_arguments
 @click.option("--dry-run", is_flag=True, help="Plan only (same as `mlsync plan`).")
 @click.option("--force", is_flag=True, help="Apply even if the plan changes many approvals at once.")
+@_depth_options
 @click.pass_obj
-def push(obj: Context, models: tuple[str, ...], all_models: bool, dry_run: bool, force: bool) -> None:
+def push(
+    obj: Context,
+    models: tuple[str, ...],
+    all_models: bool,
+    dry_run: bool,
+    force: bool,
+    deep: bool,
+    prune: bool | None,
+) -> None:
     """Reconcile SageMaker with MLflow: plan, check, apply. Safe to rerun at any time."""
     chosen = selection(models, all_models)
     with errors():
         settings = obj.settings()
         engine = obj.engine(settings)
-        result = engine.plan(chosen)
+        result = engine.plan(chosen, deep=deep, prune=prune)
         if dry_run:
             _print_plan(result, obj.output)
             sys.exit(_planned_exit(result))
