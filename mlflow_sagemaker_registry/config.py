@@ -92,10 +92,15 @@ class Settings:
     safety_min_existing: int = 10
     safety_max_fraction: float = 0.3
     approval_conflicts: str = "sagemaker"
+    prune: bool = False
     approval: ApprovalRules = field(default_factory=ApprovalRules)
     # The HMAC key MLflow signs webhook deliveries with (`MLSYNC_WEBHOOK_SECRET`); kept out of repr so
     # that logging or printing settings never shows it.
     webhook_secret: str | None = field(default=None, repr=False)
+    # Secrets MLflow may still sign in-flight or retried deliveries with during a rotation
+    # (`MLSYNC_WEBHOOK_PREVIOUS_SECRETS`, comma-separated): `mlsync serve` accepts these too, so that no
+    # delivery is refused while MLflow moves to the new `webhook_secret`. Kept out of repr likewise.
+    webhook_previous_secrets: tuple[str, ...] = field(default=(), repr=False)
     # The token EventBridge API destinations send to `mlsync serve`'s `/events` route
     # (`Authorization: Bearer <token>`); unset, the route is off. Kept out of repr like the secret.
     events_token: str | None = field(default=None, repr=False)
@@ -115,13 +120,15 @@ class Settings:
 
 
 # Lists of text: an array in the file, comma-separated in the environment.
-_LISTS = frozenset({"realtime_instance_types", "transform_instance_types"})
+_INSTANCE_TYPE_LISTS = frozenset({"realtime_instance_types", "transform_instance_types"})
+_LISTS = _INSTANCE_TYPE_LISTS | {"webhook_previous_secrets"}
 _SCALARS: Mapping[str, type] = {
     f.name: str for f in fields(Settings) if f.name not in {"images", "approval", *_LISTS}
 } | {
     "max_attempts": int,
     "safety_min_existing": int,
     "safety_max_fraction": float,
+    "prune": bool,
     "group_prefix": str,
 }
 
@@ -204,8 +211,17 @@ def _parse(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
 
 
+_TRUTH = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _coerce(name: str, kind: type, value: Any, origin: str) -> Any:
     problem = ConfigError(f"setting {name!r} from {origin} must be a {kind.__name__}, got {value!r}")
+    if kind is bool:  # `bool("false")` is True: a switch is spelled out, or a TOML boolean
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUTH:
+            return _TRUTH[value.strip().lower()]
+        raise problem
     # TOML values: `true` is not 1, `2.5` is not 2, and a table or array is not a string.
     if isinstance(value, (bool, dict, list)) or (kind is int and isinstance(value, float)):
         raise problem
@@ -283,7 +299,10 @@ def _validate(settings: Settings) -> None:
             f"on_delete {settings.on_delete!r}: use reject (keep the packages of deleted MLflow versions, "
             "Rejected) or delete (delete them from SageMaker)"
         )
-    for name in sorted(_LISTS):
+    if any(not secret.strip() for secret in settings.webhook_previous_secrets):
+        # An HMAC key of nothing is one anybody can sign with.
+        raise ConfigError("webhook_previous_secrets: a previous webhook secret is empty; remove it")
+    for name in sorted(_INSTANCE_TYPE_LISTS):
         for instance_type in getattr(settings, name):
             if not INSTANCE_TYPE_PATTERN.fullmatch(instance_type):
                 raise ConfigError(
