@@ -17,8 +17,18 @@ from typing import Any, ClassVar
 from .domain import ApprovalStatus, Document, GroupSpec, Lifecycle, PackageSpec, PackageUpdate
 
 
+class _Step:
+    """What every action shares: whether the safety threshold counts it (most do not)."""
+
+    @property
+    def changes_approval(self) -> bool:
+        """Whether the action changes what can be deployed (an approval, a deletion): what
+        `Plan.check_safety` counts."""
+        return False
+
+
 @dataclass(frozen=True)
-class CreateGroup:
+class CreateGroup(_Step):
     """Create the model package group of a registered model."""
 
     spec: GroupSpec
@@ -32,10 +42,6 @@ class CreateGroup:
     def version(self) -> str:
         return ""
 
-    @property
-    def changes_approval(self) -> bool:
-        return False
-
     def describe(self) -> dict[str, Any]:
         return {"action": "create-group", "group": self.spec.name, "model": self.spec.model_name}
 
@@ -44,7 +50,7 @@ class CreateGroup:
 
 
 @dataclass(frozen=True)
-class CreatePackage:
+class CreatePackage(_Step):
     """Create the package of one MLflow version (then tag the version with its ARN)."""
 
     spec: PackageSpec
@@ -57,10 +63,6 @@ class CreatePackage:
     @property
     def version(self) -> str:
         return self.spec.version
-
-    @property
-    def changes_approval(self) -> bool:
-        return False
 
     def describe(self) -> dict[str, Any]:
         spec = self.spec
@@ -86,7 +88,7 @@ class CreatePackage:
 
 
 @dataclass(frozen=True)
-class UpdatePackage:
+class UpdatePackage(_Step):
     """Change the updatable fields of an existing package in one UpdateModelPackage call.
 
     `previous_approval` is what the approval was (for the plan's "from -> to"); `documents` are the S3
@@ -136,7 +138,7 @@ class UpdatePackage:
 
 
 @dataclass(frozen=True)
-class LinkVersion:
+class LinkVersion(_Step):
     """Write the back-link tags (package ARN, sync status, synced approval) on the MLflow version.
 
     `stamp_approved`: the version has just become Approved; the executor adds `mlsync.approved_at` with
@@ -148,10 +150,6 @@ class LinkVersion:
     tags: Mapping[str, str]
     stamp_approved: bool = False
     NOUN: ClassVar[str] = "MLflow versions to tag"
-
-    @property
-    def changes_approval(self) -> bool:
-        return False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -167,7 +165,7 @@ class LinkVersion:
 
 
 @dataclass(frozen=True)
-class PullApproval:
+class PullApproval(_Step):
     """Write a SageMaker approval into MLflow: the approval tag (so the mapping then agrees), why, who
     and when, and last the synced approval (a crash before it leaves the pull to be done again).
 
@@ -183,10 +181,6 @@ class PullApproval:
     stamp_approved: bool = False
     by: str = ""
     NOUN: ClassVar[str] = "approvals to pull into MLflow"
-
-    @property
-    def changes_approval(self) -> bool:
-        return False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -207,7 +201,7 @@ class PullApproval:
 
 
 @dataclass(frozen=True)
-class MoveAlias:
+class MoveAlias(_Step):
     """Point an MLflow alias at another version (a rollback moves the approval alias to its target)."""
 
     model_name: str
@@ -215,10 +209,6 @@ class MoveAlias:
     alias: str
     previous: str
     NOUN: ClassVar[str] = "aliases to move"
-
-    @property
-    def changes_approval(self) -> bool:
-        return False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -234,17 +224,13 @@ class MoveAlias:
 
 
 @dataclass(frozen=True)
-class RecordProblem:
+class RecordProblem(_Step):
     """Record on the MLflow version why it cannot be mirrored (its sync-status tag)."""
 
     model_name: str
     version: str
     message: str
     NOUN: ClassVar[str] = "MLflow versions to tag"
-
-    @property
-    def changes_approval(self) -> bool:
-        return False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -259,7 +245,7 @@ class RecordProblem:
 
 
 @dataclass(frozen=True)
-class DeletePackage:
+class DeletePackage(_Step):
     """Delete the package of an MLflow version that was deleted (only with `on_delete = "delete"`)."""
 
     arn: str

@@ -13,6 +13,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from mlflow_sagemaker_registry.emulator import EmulatorProcess
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--live-aws", action="store_true", help="also run tests that call real AWS")
@@ -61,3 +63,10 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     mlflow.set_tracking_uri(uri)
     yield uri
     mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorProcess]:
+    """The SageMaker emulator (with S3 and STS) as a loopback child process, one per test module."""
+    with EmulatorProcess() as process:
+        yield process

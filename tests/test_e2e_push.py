@@ -36,12 +36,6 @@ METRICS = {"accuracy": 0.93, "f1_score": 0.91, "training_log_loss": float("nan")
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess() as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
 def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Two registered models, five versions, built once for the module."""
     root = tmp_path_factory.mktemp("e2e")

@@ -38,12 +38,6 @@ ROLLED = "rolled back model"
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess() as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
 def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Two models: four versions to review, three to promote and roll back."""
     root = tmp_path_factory.mktemp("two-way")

@@ -75,12 +75,6 @@ def register(
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess() as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
 def registry_dir(tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorProcess) -> Iterator[Path]:
     """Three registered models: sklearn and custom pyfunc with local artifacts, one with S3 artifacts."""
     root = tmp_path_factory.mktemp("verify")
