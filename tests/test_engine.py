@@ -21,6 +21,7 @@ from mlflow_sagemaker_registry.domain import ApprovalStatus, GroupSpec, Lifecycl
 from mlflow_sagemaker_registry.engine import Engine
 from mlflow_sagemaker_registry.errors import RollbackError, UnsafePlanError
 from mlflow_sagemaker_registry.executor import Report
+from mlflow_sagemaker_registry.mapping import desired_package
 from mlflow_sagemaker_registry.mapping.identity import group_name
 from mlflow_sagemaker_registry.mapping.tags import (
     TAG_APPROVAL_CONFLICT,
@@ -484,6 +485,22 @@ def test_retire_rejects_the_packages_of_deleted_versions_once(mirrored: World) -
         "ListModelPackages",
         "DescribeModelPackage",
     ]
+
+
+def test_a_push_with_prune_retires_deleted_versions_but_not_registering_ones(mirrored: World) -> None:
+    arn = mirrored.arn("1")
+    _, inference = mirrored.registry.created_with(arn)
+    mirrored.source.delete_version(MODEL, "1")
+    registering = mirrored.source.get_version(MODEL, mirrored.source.add_version(MODEL, status="FAILED"))
+    # Its package, made by hand here: a version that exists but is not READY is never taken for deleted.
+    spec = desired_package(registering, MODEL, mirrored.source.identity(), SETTINGS)
+    mirrored.registry.create_package(spec, inference)
+
+    plan, report = mirrored.engine().push([MODEL], prune=True)
+
+    assert [(type(a).__name__, a.version) for a in plan.actions] == [("UpdatePackage", "1")]
+    assert report.packages_updated == [arn] and mirrored.registry.package(arn).approval is REJECTED
+    mirrored.assert_writes_nothing(lambda: mirrored.engine().push([MODEL], prune=True))
 
 
 def test_retire_with_on_delete_delete_deletes_every_package_of_the_model(mirrored: World) -> None:

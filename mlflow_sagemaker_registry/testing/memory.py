@@ -334,16 +334,18 @@ class MemorySource(_Fake):
             return sorted(name for name, model in self._models.items() if not model.is_prompt)
 
     def read_model(self, name: str) -> SourceModel:
-        """The model and its READY versions sorted by number, each with its aliases (sorted) and tags."""
+        """The model and its READY versions sorted by number, each with its aliases (sorted) and tags;
+        the numbers of the others in `registering`."""
         with self._call("read_model"):
             model = self._model(name)
             if model.is_prompt:
                 return SourceModel(name=name, is_prompt=True)
-            ready = [v for v in model.versions.values() if v.status == READY]
+            versions = sorted(model.versions.values(), key=lambda v: int(v.version))
             return SourceModel(
                 name=name,
                 description=model.description,
-                versions=tuple(self._read(model, v) for v in sorted(ready, key=lambda v: int(v.version))),
+                versions=tuple(self._read(model, v) for v in versions if v.status == READY),
+                registering=tuple(v.version for v in versions if v.status != READY),
             )
 
     def download_model(self, artifact_uri: str, dest: Path) -> Path:
