@@ -184,12 +184,17 @@ class PackageUpdate:
 
 @dataclass(frozen=True)
 class PackageSummary:
-    """A package as ListModelPackages reports it: approval and lifecycle, but no metadata."""
+    """A package as ListModelPackages reports it: approval, lifecycle and status, but no metadata.
+
+    `status` is SageMaker's `ModelPackageStatus` (Completed, InProgress, Failed, ...), what Studio's
+    versions table shows as Status.
+    """
 
     arn: str
     package_version: int
     approval: ApprovalStatus
     lifecycle: Lifecycle | None
+    status: str = "Completed"
 
 
 @dataclass(frozen=True)

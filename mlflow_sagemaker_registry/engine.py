@@ -58,6 +58,8 @@ class StatusRow:
     in_sync: bool
     note: str = ""
     conflict: str = ""
+    package_status: str | None = None
+    """SageMaker's `ModelPackageStatus` (Completed, InProgress, Failed): the Status of Studio's table."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,7 @@ class Engine:
                     stage=version.stage,
                     aliases=version.aliases,
                     approval=package.approval.value if package else None,
+                    package_status=package.status if package else None,
                     desired_approval=desired,
                     in_sync=version.version not in pending and version.version not in problems,
                     note=problems.get(version.version, ""),

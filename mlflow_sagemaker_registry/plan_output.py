@@ -85,9 +85,10 @@ def status_json(rows: Sequence[StatusRow]) -> str:
 
 
 def status_table(model: str, rows: Sequence[StatusRow]) -> str:
-    """The status table: Version | Model package | headline metric | Status | Approval | Sync."""
+    """The status table as Studio's versions table reads (Version | Model package | headline metric |
+    Status | Approval), then the MLflow stage and aliases and whether the two are in sync."""
     metric_name = next((r.metric_name for r in rows if r.metric_name), None) or "Metric"
-    header = ("Version", "Model package", metric_name, "Status", "Approval", "Sync")
+    header = ("Version", "Model package", metric_name, "Status", "Approval", "MLflow", "Sync")
     lines = [header]
     for row in rows:
         lines.append(
@@ -95,8 +96,9 @@ def status_table(model: str, rows: Sequence[StatusRow]) -> str:
                 row.version,
                 _short_arn(row.package),
                 _format_value(row.metric_value),
-                ", ".join([row.stage, *(f"@{a}" for a in row.aliases)]),
+                row.package_status or "-",
                 row.approval or "-",
+                ", ".join([row.stage, *(f"@{a}" for a in row.aliases)]),
                 "in sync" if row.in_sync else f"out of sync (want {row.desired_approval or '?'})",
             )
         )

@@ -444,6 +444,7 @@ def trusted_packages(
             description=spec.description,
             metadata_properties=spec.metadata_properties,
             quality_statistics_digest=spec.quality_statistics.digest if spec.quality_statistics else None,
+            status=summary.status,
         )
     return trusted
 

@@ -173,9 +173,14 @@ def test_status_prints_the_table(env: dict[str, str]) -> None:
         "accuracy",
         "Status",
         "Approval",
+        "MLflow",
         "Sync",
     ]
     assert "Approved" in result.output and "in sync" in result.output
+    assert "| Completed |" in result.output.replace("  ", " ")  # the package's status, as Studio shows it
+    # --output works after the subcommand too.
+    rows = json.loads(mlsync("status", CLASSIFIER, "--output", "json").output)
+    assert {row["package_status"] for row in rows} == {"Completed"}
 
 
 def test_concurrent_pushes_leave_one_package_per_version(

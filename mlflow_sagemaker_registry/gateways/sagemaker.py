@@ -92,6 +92,7 @@ class SageMakerRegistry:
                         lifecycle=Lifecycle(lifecycle["Stage"], lifecycle["StageStatus"])
                         if lifecycle
                         else None,
+                        status=summary.get("ModelPackageStatus", "Completed"),
                     )
 
     def describe_package(self, arn: str) -> ObservedPackage:

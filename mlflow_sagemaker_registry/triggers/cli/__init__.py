@@ -35,7 +35,17 @@ from ...plan_output import (
 )
 from ...planner import Plan
 from .emulator import emulator
-from .shell import EXIT_FAILED, EXIT_PROBLEMS, Context, F, errors, models_arguments, selection
+from .shell import (
+    EXIT_FAILED,
+    EXIT_PROBLEMS,
+    OUTPUTS,
+    Context,
+    F,
+    errors,
+    models_arguments,
+    output_option,
+    selection,
+)
 from .verify import verify
 from .webhook import serve, webhook
 
@@ -50,7 +60,7 @@ from .webhook import serve, webhook
 )
 @click.option("--region", help="AWS region (default: boto3's chain: AWS_DEFAULT_REGION, the profile).")
 @click.option("--s3-prefix", help="s3://bucket/prefix for the documents and artifacts mlsync writes.")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", type=click.Choice(OUTPUTS), default="text", show_default=True)
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.pass_context
 def cli(ctx: click.Context, /, output: str, verbose: int, **flags: Any) -> None:
@@ -78,6 +88,7 @@ def _depth_options(command: F) -> F:
 @cli.command()
 @models_arguments
 @_depth_options
+@output_option
 @click.pass_obj
 def plan(obj: Context, models: tuple[str, ...], all_models: bool, deep: bool, prune: bool | None) -> None:
     """Show what a push would change, without changing anything."""
@@ -94,6 +105,7 @@ def plan(obj: Context, models: tuple[str, ...], all_models: bool, deep: bool, pr
 @click.option("--dry-run", is_flag=True, help="Plan only (same as `mlsync plan`).")
 @click.option("--force", is_flag=True, help="Apply even if the plan changes many approvals at once.")
 @_depth_options
+@output_option
 @click.pass_obj
 def push(
     obj: Context,
@@ -124,6 +136,7 @@ def push(
 @cli.command()
 @models_arguments
 @click.option("--dry-run", is_flag=True, help="Show what would be pulled, without writing.")
+@output_option
 @click.pass_obj
 def pull(obj: Context, models: tuple[str, ...], all_models: bool, dry_run: bool) -> None:
     """Record approvals changed in SageMaker (reviews) in MLflow. Writes only MLflow tags."""
@@ -146,6 +159,7 @@ def pull(obj: Context, models: tuple[str, ...], all_models: bool, dry_run: bool)
 @click.option("--to", "target", metavar="VERSION", help="The MLflow version to go back to.")
 @click.option("--reason", default="", help="Why (recorded on the packages and the MLflow versions).")
 @click.option("--dry-run", is_flag=True, help="Show the plan only.")
+@output_option
 @click.pass_obj
 def rollback(obj: Context, model: str, target: str | None, reason: str, dry_run: bool) -> None:
     """Reject MODEL's deployed (newest Approved) version and approve an earlier one.
@@ -167,6 +181,7 @@ def rollback(obj: Context, model: str, target: str | None, reason: str, dry_run:
 
 @cli.command()
 @click.argument("model")
+@output_option
 @click.pass_obj
 def status(obj: Context, model: str) -> None:
     """Each version of MODEL beside its SageMaker package and approval."""

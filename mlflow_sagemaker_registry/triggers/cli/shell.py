@@ -18,6 +18,7 @@ from ...config import Settings, load_settings
 from ...engine import Engine
 from ...errors import ConfigError, MlsyncError, RollbackError, UnsafePlanError
 
+OUTPUTS = ("text", "json")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNSAFE = 3
@@ -40,6 +41,23 @@ class Context:
         from ...wiring import connect  # imports boto3 and mlflow: only when a command needs them
 
         return connect(settings)
+
+
+def output_option(command: F) -> F:
+    """`--output` after the subcommand too (`mlsync status M --output json`), as after `mlsync`."""
+
+    def given(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        context = ctx.find_object(Context)
+        if value is not None and context is not None:
+            context.output = value
+
+    return click.option(
+        "--output",
+        type=click.Choice(OUTPUTS),
+        expose_value=False,
+        callback=given,
+        help="text or json (the same as before the subcommand).",
+    )(command)
 
 
 def models_arguments(command: F) -> F:

@@ -12,12 +12,13 @@ import sys
 import click
 
 from ...verify import Verifier
-from .shell import EXIT_FAILED, Context, errors, models_arguments, selection
+from .shell import EXIT_FAILED, Context, errors, models_arguments, output_option, selection
 
 
 @click.command()
 @models_arguments
 @click.option("--version", "version", help="Only this version (with exactly one MODEL).")
+@output_option
 @click.pass_obj
 def verify(obj: Context, models: tuple[str, ...], all_models: bool, version: str | None) -> None:
     """Check that MODELS' packages are intact and predict what MLflow predicts.

@@ -86,10 +86,11 @@ def _events(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...
 def serve(obj: Context, host: str, port: int, reconcile_every: float | None, drain_timeout: float) -> None:
     """Receive MLflow's signed webhooks on POST /webhook and reconcile the models they touch.
 
-    The secret is MLSYNC_WEBHOOK_SECRET. A full reconcile runs at startup (catching up on what changed
-    while the receiver was down) and every --reconcile-every. With MLSYNC_EVENTS_TOKEN set, SageMaker's
-    EventBridge events (through an API destination) are received on POST /events too. Stops gracefully
-    on SIGINT or SIGTERM.
+    The secret is MLSYNC_WEBHOOK_SECRET; during a rotation, deliveries signed with one of
+    MLSYNC_WEBHOOK_PREVIOUS_SECRETS (comma-separated) are accepted too. A full reconcile runs at
+    startup (catching up on what changed while the receiver was down) and every --reconcile-every. With
+    MLSYNC_EVENTS_TOKEN set, SageMaker's EventBridge events (through an API destination) are received on
+    POST /events too. Stops gracefully on SIGINT or SIGTERM.
     """
     from ..webhook.receiver import serve as run
 
@@ -107,6 +108,7 @@ def serve(obj: Context, host: str, port: int, reconcile_every: float | None, dra
             drain_timeout=drain_timeout,
             announce=click.echo,
             events_token=settings.events_token,
+            previous_secrets=settings.webhook_previous_secrets,
         )
 
 
