@@ -92,7 +92,7 @@ class UpdatePackage(_Step):
     """Change the updatable fields of an existing package in one UpdateModelPackage call.
 
     `previous_approval` is what the approval was (for the plan's "from -> to"); `documents` are the S3
-    documents the new metadata names, written first.
+    documents the new metadata names, written first; `after` see below.
     """
 
     arn: str
@@ -101,6 +101,9 @@ class UpdatePackage(_Step):
     change: PackageUpdate = field(default_factory=PackageUpdate)
     previous_approval: ApprovalStatus | None = None
     documents: tuple[Document, ...] = ()
+    after: str | None = None
+    """A version of the same model whose update must have succeeded first (a rollback rejects the
+    deployed version only once its target is approved, so something stays deployable)."""
     NOUN: ClassVar[str] = "packages to update"
 
     @property

@@ -25,7 +25,7 @@ from .domain import (
 from .errors import GatewayError, MappingError, SourceError
 from .executor import Executor, Report
 from .mapping import desired_group, desired_package
-from .mapping.approval import decide_approval
+from .mapping.approval import decide_approval, settle_approval
 from .mapping.documents import headline_metric
 from .mapping.identity import (
     KEY_MODEL,
@@ -172,7 +172,10 @@ class Engine:
             package = by_arn.get(matched.get(version.version, ""))
             metric = headline_metric(version.metrics, self.settings.headline_metric)
             try:
-                desired: str | None = decide_approval(version, self.settings.approval).status.value
+                wanted = decide_approval(version, self.settings.approval).status
+                # Settled against what SageMaker holds: "pending" on a decided package means Rejected.
+                settled = settle_approval(wanted, None, package.approval)[0] if package else wanted
+                desired: str | None = settled.value
             except MappingError:
                 desired = None
             rows.append(

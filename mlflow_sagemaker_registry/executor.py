@@ -158,6 +158,10 @@ class Executor:
         run.report.packages_created.append(arn)
 
     def _update_package(self, action: UpdatePackage, run: _Run) -> None:
+        if action.after is not None and (action.model_name, action.after) in run.failed_versions:
+            raise MlsyncError(
+                f"not applied: updating version {action.after} failed first, and this depends on it"
+            )
         for document in action.documents:
             self._storage.put_document(document)
         self._registry.update_package(action.arn, action.change)

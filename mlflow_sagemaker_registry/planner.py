@@ -40,6 +40,7 @@ from .domain import (
 )
 from .errors import MappingError, UnsafePlanError
 from .mapping import sync_status
+from .mapping.approval import lifecycle_for
 from .mapping.identity import KEY_SERVER, identity_key, identity_of
 from .mapping.limits import MAX_APPROVAL_DESCRIPTION
 from .mapping.metadata import KEY_DOCUMENT, owned_keys, within_budget
@@ -236,6 +237,12 @@ def plan_model(
     packages = observed.packages if observed else ()
     actions: list[Action] = [] if observed or pull_only else [CreateGroup(group)]
     drift: list[Drift] = []
+    if observed is not None and observed.description != group.description and not pull_only:
+        # Groups have no update API: a description changed in MLflow after the group was made stays.
+        detail = (
+            f"MLflow now gives {group.description!r}, the group was created with {observed.description!r}"
+        )
+        drift.append(Drift(model.name, "", observed.name, "ModelPackageGroupDescription", detail))
     problems: list[MappingError] = []
     matched: list[tuple[str, str, str]] = []
     found: list[Conflict] = []
@@ -321,7 +328,8 @@ def retire_actions(
         if delete:
             actions.append(DeletePackage(package.arn, model_name, identity[2]))
         elif package.approval is not ApprovalStatus.REJECTED:
-            change = PackageUpdate(ApprovalStatus.REJECTED, RETIRED_REASON)
+            lifecycle = lifecycle_for(package.lifecycle, ApprovalStatus.REJECTED)  # the status follows
+            change = PackageUpdate(ApprovalStatus.REJECTED, RETIRED_REASON, lifecycle)
             actions.append(UpdatePackage(package.arn, model_name, identity[2], change, package.approval))
     return actions
 

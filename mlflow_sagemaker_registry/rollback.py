@@ -85,8 +85,9 @@ def plan_rollback(
     reasons[target] = f"mlsync rollback from version {current}: {why}"
     after = {number: _rejected(versions[number], rules, moved, reasons[number]) for number in rejected}
     after[target] = _approved(versions[target], rules, [alias for alias, _ in moved], reasons[target])
-    updates: list[Action] = [
-        _update(packages[number], after[number], rules, reasons[number]) for number in (target, *rejected)
+    updates: list[Action] = [_update(packages[target], after[target], rules, reasons[target])]
+    updates += [
+        dataclasses.replace(_update(packages[n], after[n], rules, reasons[n]), after=target) for n in rejected
     ]
     mlflow: list[Action] = [MoveAlias(model.name, target, alias, number) for alias, number in moved]
     for number, version in after.items():

@@ -108,7 +108,7 @@ def plan_for(
     name = versions[0].model_name if versions else MODEL
     model = SourceModel(name, versions=tuple(versions))
     group = desired_group(model, SETTINGS)
-    observed = None if packages is None else ObservedGroup(group.name, "", tuple(packages))
+    observed = None if packages is None else ObservedGroup(group.name, group.description, tuple(packages))
     specs = desired if desired is not None else [spec_of(v, source) for v in versions]
     return plan_model(model, group, observed, specs, source)
 
@@ -944,7 +944,9 @@ def test_the_pull_writes_the_configured_approval_tag() -> None:
     v = version(1)
     model = SourceModel(MODEL, versions=(linked(v, arn(1)),))
     group = desired_group(model, SETTINGS)
-    observed = ObservedGroup(group.name, "", (reviewed(spec_of(v), 1, ApprovalStatus.APPROVED),))
+    observed = ObservedGroup(
+        group.name, group.description, (reviewed(spec_of(v), 1, ApprovalStatus.APPROVED),)
+    )
     plan = plan_model(model, group, observed, [spec_of(v)], SOURCE, approval_tag="review")
     pull = plan.actions[0]
     assert isinstance(pull, PullApproval) and pull.tags["review"] == "Approved"
@@ -957,7 +959,7 @@ def test_both_sides_changed_is_a_conflict_recorded_and_won_by_the_policy(policy:
     package = reviewed(spec_of(v), 1, ApprovalStatus.REJECTED)  # SageMaker: Rejected now
     model = SourceModel(MODEL, versions=(synced,))
     group = desired_group(model, SETTINGS)
-    observed = ObservedGroup(group.name, "", (package,))
+    observed = ObservedGroup(group.name, group.description, (package,))
     plan = plan_model(model, group, observed, [spec_of(v)], SOURCE, conflicts=policy)
     (conflict,) = plan.conflicts
     assert conflict.describe() == {
@@ -999,7 +1001,7 @@ def test_a_pull_only_plan_writes_nothing_but_pulls() -> None:
     versions = [linked(v1, arn(1)), linked(v2, arn(2), synced=ApprovalStatus.PENDING), v3]  # v3: no package
     model = SourceModel(MODEL, versions=tuple(versions))
     group = desired_group(model, SETTINGS)
-    observed = ObservedGroup(group.name, "", tuple(packages))
+    observed = ObservedGroup(group.name, group.description, tuple(packages))
     plan = plan_model(model, group, observed, [spec_of(v) for v in (v1, v2, v3)], SOURCE, pull_only=True)
     assert kinds(plan) == ["PullApproval"]
     assert plan_model(model, group, None, [spec_of(v) for v in (v1, v2, v3)], SOURCE, pull_only=True).is_empty
@@ -1045,7 +1047,7 @@ def test_a_pull_records_an_approval_both_sides_agree_on() -> None:
     package = reviewed(spec_of(v), 1, ApprovalStatus.APPROVED)
     model = SourceModel(MODEL, versions=(linked(v, arn(1), synced=ApprovalStatus.PENDING),))
     group = desired_group(model, SETTINGS)
-    observed = ObservedGroup(group.name, "", (package,))
+    observed = ObservedGroup(group.name, group.description, (package,))
     plan = plan_model(model, group, observed, [spec_of(v)], SOURCE, pull_only=True)
     assert plan.actions == (LinkVersion(MODEL, "1", {TAG_SYNCED_APPROVAL: "Approved"}, stamp_approved=True),)
 
@@ -1076,3 +1078,19 @@ def test_metadata_stays_within_50_entries_beside_keys_added_by_hand() -> None:
     assert int(kept[KEY_OMITTED]) == int(spec.customer_metadata[KEY_OMITTED]) + 3
     settled = created(spec, 1, customer_metadata=kept)
     assert plan_for([linked(v, arn(1))], [settled]).actions == ()  # and it stays that way
+
+
+def test_a_group_description_changed_in_mlflow_later_is_drift_not_an_update() -> None:
+    """Groups have no update API: the plan says so, and writes nothing for it."""
+    v = version(1)
+    model = SourceModel(
+        MODEL, description="Model group for ML pipeline workshop", versions=(linked(v, arn(1)),)
+    )
+    group = desired_group(model, SETTINGS)
+    assert group.description == "Model group for ML pipeline workshop"
+    observed = ObservedGroup(group.name, "MLflow registered model churn", (created(spec_of(v), 1),))
+    plan = plan_model(model, group, observed, [spec_of(v)], SOURCE)
+    assert plan.actions == ()
+    (drift,) = plan.drift
+    assert (drift.field, drift.version) == ("ModelPackageGroupDescription", "")
+    assert "Model group for ML pipeline workshop" in drift.detail

@@ -84,6 +84,7 @@ def test_rollback_to_a_named_version_rejects_the_deployed_one_and_moves_the_alia
             approval_reason="mlsync rollback to version 1: latency regression",
             lifecycle=Lifecycle("Development", "Rejected"),
         ),
+        after="1",  # only once the target is approved
     )
     assert move == MoveAlias(MODEL, "1", "champion", "3")
     assert tag3 == LinkVersion(

@@ -36,9 +36,10 @@ from .tags import SYNCED
 
 
 def desired_group(model: SourceModel, settings: Settings) -> GroupSpec:
-    """The group for a registered model; the exact MLflow name is kept in its description and a tag."""
+    """The group for a registered model: its description is the registered model's own (what Studio
+    shows on the group), or names the model when MLflow has none; the exact name is in a tag."""
     name = group_name(model.name, settings.group_prefix)
-    description = clean_description(f"MLflow registered model {model.name}")
+    description = clean_description(model.description or f"MLflow registered model {model.name}")
     return GroupSpec(
         name=name,
         model_name=model.name,
