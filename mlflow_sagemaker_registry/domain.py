@@ -53,7 +53,6 @@ class SourceVersion:
     run_tags: Mapping[str, str] = field(default_factory=dict)
     datasets: tuple[Dataset, ...] = ()
     artifact_uri: str = ""
-    status: str = "READY"
     user: str | None = None
     run_link: str | None = None
 

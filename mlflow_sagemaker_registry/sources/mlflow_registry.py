@@ -233,7 +233,6 @@ class MlflowSource:
             aliases=tuple(sorted(aliases.union(mv.aliases or ()))),
             tags=dict(mv.tags or {}),
             artifact_uri=artifact_uri,
-            status=mv.status,
             user=mv.user_id or None,
             run_link=f"runs:/{run_id}" if run_id is not None else None,
         )

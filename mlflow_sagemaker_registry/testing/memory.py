@@ -198,6 +198,8 @@ class _Model:
     is_prompt: bool = False
     versions: dict[str, SourceVersion] = field(default_factory=dict)
     """Stored with empty `aliases` (MLflow keeps aliases on the model) and replaced, never mutated."""
+    registering: set[str] = field(default_factory=set)
+    """Versions that are not READY: not read, and never taken for deleted."""
     aliases: dict[str, str] = field(default_factory=dict)
     next_version: int = 1
 
@@ -286,10 +288,11 @@ class MemorySource(_Fake):
             run_tags=dict(run_tags or {}),
             datasets=tuple(datasets),
             artifact_uri=uri,
-            status=status,
             user=user,
             run_link=f"runs:/{run_id}" if run_id else None,
         )
+        if status != READY:
+            entry.registering.add(number)
         for alias in aliases:
             entry.aliases[alias] = number
         return number
@@ -314,6 +317,7 @@ class MemorySource(_Fake):
         entry = self._model(model)
         self._version(model, version)
         del entry.versions[version]
+        entry.registering.discard(version)
         entry.aliases = {alias: number for alias, number in entry.aliases.items() if number != version}
 
     def get_version(self, model: str, version: str) -> SourceVersion:
@@ -344,8 +348,8 @@ class MemorySource(_Fake):
             return SourceModel(
                 name=name,
                 description=model.description,
-                versions=tuple(self._read(model, v) for v in versions if v.status == READY),
-                registering=tuple(v.version for v in versions if v.status != READY),
+                versions=tuple(self._read(model, v) for v in versions if v.version not in model.registering),
+                registering=tuple(v.version for v in versions if v.version in model.registering),
             )
 
     def download_model(self, artifact_uri: str, dest: Path) -> Path:
