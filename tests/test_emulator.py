@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -920,3 +921,216 @@ def test_a_fault_before_apply_changes_nothing(
         no_retries.create_model_package(ModelPackageGroupName="churn")
     assert _error(excinfo) == ("InternalFailure", "boom")
     assert no_retries.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"] == []
+
+
+# -- fault knobs -------------------------------------------------------------------------------------
+
+
+def _once(session: boto3.session.Session) -> SageMakerClient:
+    """A client that never retries, so each injected fault reaches the test."""
+    return session.client("sagemaker", config=Config(retries={"total_max_attempts": 1}))
+
+
+def _outcomes(client: SageMakerClient, calls: int) -> list[str | None]:
+    """The error code (None: success) of each of `calls` DescribeModelPackageGroup calls."""
+    outcomes: list[str | None] = []
+    for _ in range(calls):
+        try:
+            client.describe_model_package_group(ModelPackageGroupName="churn")
+            outcomes.append(None)
+        except ClientError as exc:
+            outcomes.append(exc.response["Error"]["Code"])
+    return outcomes
+
+
+@pytest.mark.usefixtures("group")
+def test_a_seeded_fault_rate_fails_the_same_calls_every_time(
+    backend: RegistryBackend, session: boto3.session.Session
+) -> None:
+    client = _once(session)
+    backend.fault_rate("DescribeModelPackageGroup", 0.3, seed=7)
+    first = _outcomes(client, 200)
+    backend.clear_faults()
+    backend.fault_rate("*", 0.3, seed=7)
+    assert _outcomes(client, 200) == first
+    failed = sum(code is not None for code in first)
+    assert 40 <= failed <= 80
+    assert {code for code in first if code} == {"ThrottlingException", "InternalFailure"}
+    described = backend.calls_to("DescribeModelPackageGroup")
+    assert [call.faults for call in described if call.error] == [("error",)] * (2 * failed)
+
+
+@pytest.mark.usefixtures("group")
+def test_a_fault_rate_spares_other_operations_and_answers_5xx_with_500(
+    backend: RegistryBackend, session: boto3.session.Session
+) -> None:
+    client = _once(session)
+    backend.fault_rate(["CreateModelPackage"], 1.0, codes=["InternalFailure"])
+    assert _outcomes(client, 3) == [None] * 3
+    with pytest.raises(ClientError) as excinfo:
+        client.create_model_package(ModelPackageGroupName="churn")
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert _error(excinfo)[0] == "InternalFailure"
+    assert client.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"] == []
+
+
+@pytest.mark.usefixtures("group")
+def test_lost_answers_apply_the_change_and_a_retry_replays_the_client_token(
+    backend: RegistryBackend, session: boto3.session.Session
+) -> None:
+    retrying = session.client(
+        "sagemaker", config=Config(retries={"mode": "standard", "total_max_attempts": 3})
+    )
+    backend.lose_answers(["CreateModelPackage"], retries_pass=True)
+    arns = [
+        retrying.create_model_package(ModelPackageGroupName="churn", ClientToken=f"token-{n}")
+        for n in range(3)
+    ]
+    assert [answer["ResponseMetadata"]["RetryAttempts"] for answer in arns] == [1, 1, 1]
+    listed = retrying.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]
+    assert sorted(s["ModelPackageArn"] for s in listed) == sorted(a["ModelPackageArn"] for a in arns)
+    creates = backend.calls_to("CreateModelPackage")
+    assert [(call.error, call.faults) for call in creates] == [("InternalFailure", ("lost",)), (None, ())] * 3
+
+
+@pytest.mark.usefixtures("group")
+def test_a_lost_answer_without_a_retry_leaves_the_change_made(
+    backend: RegistryBackend, session: boto3.session.Session
+) -> None:
+    client = _once(session)
+    backend.lose_answers("CreateModelPackage", 1.0)
+    with pytest.raises(ClientError):
+        client.create_model_package(ModelPackageGroupName="churn", ClientToken="lost-1")
+    (listed,) = client.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]
+    assert [event["resources"] for event in backend.events()] == [[listed["ModelPackageArn"]]]
+
+
+def test_a_denied_group_refuses_every_call_naming_it_as_iam_would(
+    backend: RegistryBackend, sm: SageMakerClient
+) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    sm.create_model_package_group(ModelPackageGroupName="fraud")
+    arn = sm.create_model_package(ModelPackageGroupName="churn")["ModelPackageArn"]
+    backend.deny_group("churn")
+    refused: list[Callable[[], object]] = [
+        lambda: sm.describe_model_package_group(ModelPackageGroupName="churn"),
+        lambda: sm.describe_model_package_group(ModelPackageGroupName=GROUP_ARN),
+        lambda: sm.create_model_package(ModelPackageGroupName="churn"),
+        lambda: sm.list_model_packages(ModelPackageGroupName="churn"),
+        lambda: sm.describe_model_package(ModelPackageName=arn),
+        lambda: sm.describe_model_package(ModelPackageName="churn/1"),
+        lambda: sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved"),
+        lambda: sm.batch_describe_model_package(ModelPackageArnList=[arn]),
+        lambda: sm.list_tags(ResourceArn=GROUP_ARN),
+    ]
+    answers = []
+    for call in refused:
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        answers.append(_error(excinfo))
+    assert {code for code, _ in answers} == {"AccessDeniedException"}
+    assert answers[4][1] == (
+        f"User: arn:aws:iam::{ACCOUNT}:user/{CREATOR} is not authorized to perform: "
+        f"sagemaker:DescribeModelPackage on resource: {arn} with an explicit deny in an identity-based policy"
+    )
+    assert f"sagemaker:ListTags on resource: {GROUP_ARN} " in answers[-1][1]
+    assert sm.create_model_package(ModelPackageGroupName="fraud")["ModelPackageArn"].endswith("/fraud/1")
+    names = [
+        g["ModelPackageGroupName"] for g in sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    ]
+    assert names == ["churn", "fraud"]
+    denied = [call for call in backend.calls() if call.faults == ("denied",)]
+    assert len(denied) == len(refused) and {call.error for call in denied} == {"AccessDeniedException"}
+    backend.clear_faults()
+    assert sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+def test_a_denial_is_exact_about_the_group_name(backend: RegistryBackend, sm: SageMakerClient) -> None:
+    backend.deny_group("churn")
+    sm.create_model_package_group(ModelPackageGroupName="churn-v2")
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_model_package_group(ModelPackageGroupName="churn")
+    assert _error(excinfo)[0] == "AccessDeniedException"
+    assert sm.describe_model_package_group(ModelPackageGroupName="churn-v2")
+
+
+@pytest.mark.usefixtures("group")
+def test_a_delay_after_apply_holds_the_answer_of_a_change_already_made(
+    backend: RegistryBackend, sm: SageMakerClient, session: boto3.session.Session
+) -> None:
+    backend.delay("CreateModelPackage", 30, after_apply=True)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_create, session.client("sagemaker"))
+        while not backend.calls_to("CreateModelPackage"):
+            assert time.monotonic() - started < 10, "the delayed create never arrived"
+            time.sleep(0.01)
+        (call,) = backend.calls_to("CreateModelPackage")
+        assert (call.error, call.faults) == (None, ("delayed",))
+        assert not pending.done()
+        # Made, and visible to everyone else, while its own client still waits for the answer.
+        (listed,) = sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]
+        backend.clear_faults()
+        assert pending.result(timeout=10) == listed["ModelPackageArn"]
+    assert time.monotonic() - started < 15
+
+
+@pytest.mark.usefixtures("group")
+def test_a_delay_before_apply_makes_the_change_late_and_counts_its_calls(
+    backend: RegistryBackend, sm: SageMakerClient
+) -> None:
+    backend.delay(["CreateModelPackage"], 0.3, times=1)
+    started = time.monotonic()
+    _create(sm)
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    _create(sm)  # the rule is used up
+    assert time.monotonic() - started < 0.3
+    assert [call.faults for call in backend.calls_to("CreateModelPackage")] == [("delayed",), ()]
+
+
+_RATE = {
+    "operations": "*",
+    "rate": 0.5,
+    "codes": ["X"],
+    "seed": 0,
+    "after_apply": False,
+    "retries_pass": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "message"),
+    [
+        ("rate", {**_RATE, "rate": 1.5}, "between 0 and 1"),
+        ("rate", {**_RATE, "codes": []}, "at least one error code"),
+        ("rate", {"operations": ["CreateModelPackages"], "rate": 0.5}, "missing"),
+        (
+            "delay",
+            {"operations": ["CreateModelPackages"], "seconds": 1, "times": 1, "after_apply": False},
+            "unknown",
+        ),
+        ("delay", {"operations": "*", "seconds": -1, "times": 1, "after_apply": False}, "seconds >= 0"),
+        ("lightning", {}, "unknown fault kind"),
+    ],
+)
+def test_a_rule_that_cannot_be_meant_is_refused(
+    backend: RegistryBackend, kind: str, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        backend.add_fault(kind, options)
+
+
+@pytest.mark.usefixtures("group")
+def test_reset_forgets_every_fault_rule(backend: RegistryBackend, session: boto3.session.Session) -> None:
+    backend.fault_rate("*", 1.0)
+    backend.deny_group("churn")
+    backend.delay("*", 30)
+    backend.inject_fault("CreateModelPackageGroup")
+    backend.reset()
+    client = _once(session)
+    started = time.monotonic()
+    client.create_model_package_group(ModelPackageGroupName="churn")
+    assert _outcomes(client, 3) == [None] * 3
+    assert time.monotonic() - started < 5
+    assert all(call.faults == () for call in backend.calls())

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
@@ -77,6 +80,57 @@ def test_faults_injected_from_the_test_process(emulator: EmulatorProcess, sm: Sa
     emulator.inject_fault("CreateModelPackage", "ThrottlingException", after_apply=True)
     assert sm.create_model_package(ModelPackageGroupName="churn")["ResponseMetadata"]["RetryAttempts"] == 1
     assert len(sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]) == 1
+
+
+def test_fault_knobs_from_the_test_process(emulator: EmulatorProcess, sm: SageMakerClient) -> None:
+    once = boto3.client("sagemaker", config=Config(retries={"total_max_attempts": 1}))
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    sm.create_model_package_group(ModelPackageGroupName="fraud")
+    emulator.lose_answers(["CreateModelPackage"], retries_pass=True)
+    emulator.deny_group("fraud")
+    emulator.fault_rate("ListModelPackageGroups", 1.0, codes=["ServiceUnavailable"])
+    assert (
+        sm.create_model_package(ModelPackageGroupName="churn", ClientToken="t")["ResponseMetadata"][
+            "RetryAttempts"
+        ]
+        == 1
+    )
+    with pytest.raises(ClientError) as denied:
+        sm.describe_model_package_group(ModelPackageGroupName="fraud")
+    with pytest.raises(ClientError) as unavailable:
+        once.list_model_package_groups()
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert unavailable.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert [(call.operation, call.faults) for call in emulator.calls() if call.faults] == [
+        ("CreateModelPackage", ("lost",)),
+        ("DescribeModelPackageGroup", ("denied",)),
+        ("ListModelPackageGroups", ("error",)),
+    ]
+    emulator.clear_faults()
+    assert sm.describe_model_package_group(ModelPackageGroupName="fraud")
+    assert len(sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]) == 1
+
+
+def test_a_delayed_answer_can_be_waited_for_and_cut_short(
+    emulator: EmulatorProcess, sm: SageMakerClient
+) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    emulator.delay("CreateModelPackage", 60, after_apply=True)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(sm.create_model_package, ModelPackageGroupName="churn")
+        while not emulator.calls_to("CreateModelPackage"):
+            assert time.monotonic() - started < 10, "the delayed create never arrived"
+            time.sleep(0.05)
+        assert not pending.done()
+        emulator.reset()  # as clear_faults, ends the wait
+        assert pending.result(timeout=10)["ModelPackageArn"].endswith("/churn/1")
+    assert time.monotonic() - started < 20
+
+
+def test_a_rule_the_child_refuses_is_a_value_error(emulator: EmulatorProcess) -> None:
+    with pytest.raises(ValueError, match="unknown operations"):
+        emulator.delay("CreateModelPackages", 1)
 
 
 def test_events_and_reviewers_through_the_control_api(emulator: EmulatorProcess, sm: SageMakerClient) -> None:

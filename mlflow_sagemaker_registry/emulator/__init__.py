@@ -4,7 +4,8 @@ It refuses what real SageMaker refuses (every constraint of botocore's service m
 packages, duplicate groups, undocumented approval transitions), keeps what moto drops (``ModelLifeCycle``,
 ``SourceUri``, ``ModelCard``...), merges updates, honours ``ClientToken`` and implements the deletes. It
 records who created and last updated a package (``CreatedBy``/``LastModifiedBy``, from the signing access
-key) and emits the ``SageMaker Model Package State Change`` events SageMaker sends to EventBridge. moto
+key) and emits the ``SageMaker Model Package State Change`` events SageMaker sends to EventBridge. Tests make
+it misbehave on purpose (``FaultControls``: error rates, lost answers, a denied group, delays). moto
 still serves S3 and STS. See ``docs/emulator.md``.
 
 In process (no network)::
@@ -30,6 +31,7 @@ from .backend import (
     user_context,
 )
 from .events import Event
+from .faults import FaultControls
 from .inprocess import emulated_aws
 from .process import EmulatorProcess
 from .server import EmulatorApp, make_emulator_server
@@ -43,6 +45,7 @@ __all__ = [
     "EmulatorApp",
     "EmulatorProcess",
     "Event",
+    "FaultControls",
     "RegistryBackend",
     "Subscriber",
     "emulated_aws",

@@ -21,6 +21,10 @@ its call log (``events()``) and hands each to the ``subscribe``d callbacks, for 
 as a Lambda handler under test::
 
     backend.subscribe(lambda event: handler(event, None))
+
+Tests make SageMaker misbehave through the fault knobs of ``faults``: ``inject_fault`` (the next calls of
+one operation), ``fault_rate`` and ``lose_answers`` (a seeded share of calls), ``deny_group`` (an IAM
+policy denying one group) and ``delay`` (an answer held back). Each faulted call is marked in the log.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ import abc
 import copy
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import EmulatorError, InjectedFault, NotEmulatedError
+from .errors import EmulatorError, NotEmulatedError
 from .events import Event, package_state_change
+from .faults import FaultControls, FaultRules, Injection
 from .registry import RegionRegistry
 from .validation import validate_request
 
@@ -90,12 +95,17 @@ def user_context(account_id: str, access_key_id: str | None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Call:
-    """One SageMaker request as it arrived, and the error code it was answered with (None: success)."""
+    """One SageMaker request as it arrived, and the error code it was answered with (None: success).
+
+    ``faults`` names what a test injected into this call (``faults.ERROR``, ``LOST``, ``DENIED``,
+    ``DELAYED``), so a test can tell an injected failure from one its code provoked.
+    """
 
     operation: str
     params: Any
     region: str
     error: str | None
+    faults: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,21 +113,13 @@ class Call:
             "params": self.params,
             "region": self.region,
             "error": self.error,
+            "faults": list(self.faults),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Call:
-        return cls(data["operation"], data["params"], data["region"], data["error"])
-
-
-@dataclass
-class _Fault:
-    operation: str
-    code: str
-    message: str
-    status: int
-    remaining: int
-    after_apply: bool
+        faults = tuple(data.get("faults", ()))
+        return cls(data["operation"], data["params"], data["region"], data["error"], faults)
 
 
 class CallLog(abc.ABC):
@@ -136,15 +138,17 @@ class CallLog(abc.ABC):
         return Counter(call.operation for call in self.calls())
 
 
-class RegistryBackend(CallLog):
-    """An in-memory SageMaker Model Registry, stricter than moto's; see the package docs for the rules."""
+class RegistryBackend(CallLog, FaultControls):
+    """An in-memory SageMaker Model Registry, stricter than moto's; see the package docs for the rules,
+    and ``faults`` for the fault knobs (``inject_fault``, ``fault_rate``, ``lose_answers``,
+    ``deny_group``, ``delay``)."""
 
     def __init__(self, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
         self.account_id = account_id
         self._lock = threading.RLock()
         self._regions: dict[str, RegionRegistry] = {}
         self._calls: list[Call] = []
-        self._faults: list[_Fault] = []
+        self._faults = FaultRules(OPERATIONS)
         self._events: list[Event] = []
         self._undelivered: deque[Event] = deque()
         self._subscribers: list[Subscriber] = []
@@ -157,25 +161,40 @@ class RegistryBackend(CallLog):
 
         ``caller`` is the access key id that signed the request (``None``: unsigned). The events the call
         emits go to the subscribers before it returns (or raises), after the lock is released so that a
-        subscriber may call the backend again; see ``subscribe``.
+        subscriber may call the backend again; see ``subscribe``. A delay injected for the call is
+        waited out with the lock released too, so other requests are answered meanwhile.
         """
+        with self._lock:
+            injection = self._faults.decide(
+                operation, params, region=region, account_id=self.account_id, caller=self._caller_arn(caller)
+            )
+        self._faults.wait(injection.wait_before)
         try:
-            with self._lock:
-                error: str | None = None
-                try:
-                    return self._answer(operation, params, region, caller)
-                except EmulatorError as exc:
-                    error = exc.code
-                    raise
-                finally:
-                    self._calls.append(Call(operation, copy.deepcopy(params), region, error))
+            return self._logged(operation, params, region, caller, injection)
         finally:
-            self._deliver()
+            try:
+                self._deliver()
+            finally:
+                self._faults.wait(injection.wait_after)
 
-    def _answer(self, operation: str, params: object, region: str, caller: str | None) -> dict[str, Any]:
-        fault = self._take_fault(operation)
-        if fault is not None and not fault.after_apply:
-            raise InjectedFault(fault.code, fault.message, fault.status)
+    def _logged(
+        self, operation: str, params: object, region: str, caller: str | None, injection: Injection
+    ) -> dict[str, Any]:
+        with self._lock:
+            error: str | None = None
+            try:
+                return self._answer(operation, params, region, caller, injection)
+            except EmulatorError as exc:
+                error = exc.code
+                raise
+            finally:
+                self._calls.append(Call(operation, copy.deepcopy(params), region, error, injection.kinds))
+
+    def _answer(
+        self, operation: str, params: object, region: str, caller: str | None, injection: Injection
+    ) -> dict[str, Any]:
+        if injection.error is not None and not injection.after_apply:
+            raise injection.error
         checked = validate_request(operation, params)
         if operation not in OPERATIONS:
             raise NotEmulatedError(f"SageMaker.{operation} is not emulated; only the Model Registry is.")
@@ -191,9 +210,14 @@ class RegistryBackend(CallLog):
             )
             self._events.append(event)
             self._undelivered.append(event)
-        if fault is not None:
-            raise InjectedFault(fault.code, fault.message, fault.status)
+        if injection.error is not None:
+            raise injection.error
         return answer
+
+    def _caller_arn(self, caller: str | None) -> str:
+        """The ARN an IAM message names the caller by (``anonymous`` for an unsigned request)."""
+        identity: dict[str, str] = user_context(self.account_id, caller).get("IamIdentity", {})
+        return identity.get("Arn", "anonymous")
 
     # -- call log -----------------------------------------------------------------------------------
 
@@ -278,20 +302,27 @@ class RegistryBackend(CallLog):
         which is how a test proves that a create is not duplicated by a retry.
         """
         with self._lock:
-            self._faults.append(_Fault(operation, code, message, status, times, after_apply))
+            self._faults.count(operation, code, message, status, times, after_apply)
 
-    def _take_fault(self, operation: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.operation == operation and fault.remaining > 0:
-                fault.remaining -= 1
-                return fault
-        return None
+    def add_fault(self, kind: str, options: Mapping[str, Any]) -> None:
+        """Add a fault rule (``fault_rate``, ``lose_answers``, ``deny_group`` and ``delay`` build them).
+
+        Raises:
+            ValueError: an unknown kind or operation, a missing or unknown option, a value out of range.
+        """
+        with self._lock:
+            self._faults.add(kind, options)
+
+    def clear_faults(self) -> None:
+        """Forget every fault rule, and answer the calls waiting on a delay now."""
+        with self._lock:
+            self._faults.clear()
 
     def reset(self) -> None:
         """Forget every group, package, token, call, fault and event (the subscribers stay)."""
         with self._lock:
             self._regions.clear()
             self._calls.clear()
-            self._faults.clear()
+            self._faults.clear()  # also ends the delays being waited out
             self._events.clear()
             self._undelivered.clear()

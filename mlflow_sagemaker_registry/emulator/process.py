@@ -1,8 +1,9 @@
 """Run the emulator server as a child process, for end-to-end tests, the demo and benchmarks.
 
 The child binds port 0 and prints the port it got, so there is no race between choosing a free port and
-binding it. The call log, the emitted EventBridge events, reset and fault injection of the child's backend
-are reached through the server's control API, with the same methods as ``RegistryBackend``::
+binding it. The call log, the emitted EventBridge events, reset and the fault knobs of the child's backend
+(``inject_fault``, ``fault_rate``, ``lose_answers``, ``deny_group``, ``delay``, ``clear_faults``) are
+reached through the server's control API, with the same methods as ``RegistryBackend``::
 
     with EmulatorProcess() as emulator:
         os.environ["AWS_ENDPOINT_URL"] = emulator.url
@@ -21,7 +22,9 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -29,11 +32,12 @@ from typing import Any
 from ..childprocess import ChildServer, stop_child
 from .backend import Call, CallLog
 from .events import Event
+from .faults import FaultControls
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding mlflow_sagemaker_registry/
 
 
-class EmulatorProcess(ChildServer, CallLog):
+class EmulatorProcess(ChildServer, CallLog, FaultControls):
     """A ``python -m mlflow_sagemaker_registry.emulator`` child serving on a loopback port."""
 
     def __init__(
@@ -102,6 +106,22 @@ class EmulatorProcess(ChildServer, CallLog):
     def inject_fault(self, operation: str, code: str = "ThrottlingException", **options: Any) -> None:
         """As ``RegistryBackend.inject_fault`` (``message``, ``status``, ``times``, ``after_apply``)."""
         self._control("POST", "faults", {"operation": operation, "code": code, **options})
+
+    def add_fault(self, kind: str, options: Mapping[str, Any]) -> None:
+        """As ``RegistryBackend.add_fault``, through ``POST /_emulator/faults/<kind>``.
+
+        Raises:
+            ValueError: the child refused the rule (its message says why).
+        """
+        try:
+            self._control("POST", f"faults/{kind}", dict(options))
+        except urllib.error.HTTPError as exc:
+            if exc.code != 400:
+                raise
+            raise ValueError(json.load(exc)["message"]) from None
+
+    def clear_faults(self) -> None:
+        self._control("DELETE", "faults")
 
     def _control(self, method: str, route: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         data = None if payload is None else json.dumps(payload).encode()

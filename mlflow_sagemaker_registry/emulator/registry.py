@@ -57,7 +57,8 @@ REPLACED_BY_UPDATE = (
     "ModelLifeCycle",
     "ModelPackageRegistrationType",
 )
-_ARN = re.compile(
+# A SageMaker ARN of this emulator's kinds; also how faults.py finds the group a request names.
+ARN = re.compile(
     r"arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]*):(?P<account>[0-9]{12}):(?P<kind>[a-z-]*)/(?P<id>.+)"
 )
 _SEQUENCE = itertools.count(1)
@@ -297,7 +298,7 @@ class RegionRegistry:
 
     def _parse_arn(self, arn: str, kind: str) -> str | None:
         """The resource id of ``arn`` if it is an ARN of ``kind`` in this account; None if not an ARN."""
-        match = _ARN.fullmatch(arn)
+        match = ARN.fullmatch(arn)
         if match is None:
             return None
         if match["kind"] != kind:
@@ -329,7 +330,7 @@ class RegionRegistry:
         return group, package
 
     def _tagged_group(self, arn: str) -> _Group:
-        match = _ARN.fullmatch(arn)
+        match = ARN.fullmatch(arn)
         if match is None or match["kind"] != "model-package-group":
             raise NotEmulatedError(f"Tags are emulated for model package groups only, not for {arn}.")
         return self._group(arn)

@@ -7,10 +7,12 @@ moto's own server app, which tells S3 from STS by the SigV4 credential scope. Po
 The control API lets tests and benchmarks in another process use the backend as in process:
 
     GET  /_emulator/health   {"ok": true}
-    GET  /_emulator/calls    {"calls": [{"operation", "params", "region", "error"}, ...]}
+    GET  /_emulator/calls    {"calls": [{"operation", "params", "region", "error", "faults"}, ...]}
     GET  /_emulator/events   {"events": [<EventBridge event>, ...]}, oldest first
     POST /_emulator/reset    forget all SageMaker state, calls, faults and events
     POST /_emulator/faults   {"operation": ..., "code": ..., "times": ..., "after_apply": ...}
+    POST /_emulator/faults/<kind>   a fault rule: rate, denied_group or delay (see faults.py)
+    DELETE /_emulator/faults forget every fault rule and end the delays being waited out
 
 The events are the ``SageMaker Model Package State Change`` events SageMaker would have sent to
 EventBridge, so a test in another process can hand them to a Lambda handler as ``handler(event, None)``.
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 CONTROL_PREFIX = "/_emulator/"
+_FAULT_RULES = "faults/"
 
 
 class EmulatorApp:
@@ -65,6 +68,16 @@ class EmulatorApp:
         if route == ("POST", "faults"):
             fault: dict[str, Any] = request.get_json(force=True)
             self.backend.inject_fault(fault.pop("operation"), **fault)
+            return _json({})
+        if route == ("DELETE", "faults"):
+            self.backend.clear_faults()
+            return _json({})
+        method, path = route
+        if method == "POST" and path.startswith(_FAULT_RULES):
+            try:
+                self.backend.add_fault(path[len(_FAULT_RULES) :], request.get_json(force=True))
+            except ValueError as exc:  # the message says what is wrong with the rule
+                return _json({"message": str(exc)}, status=400)
             return _json({})
         return _json({"message": f"no control route {request.method} {request.path}"}, status=404)
 
