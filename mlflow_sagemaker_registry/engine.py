@@ -113,7 +113,11 @@ class Engine:
                 return Plan()
             return self._plan_model(model, options)[0]
         except (SourceError, GatewayError) as exc:
-            log.error("model %r could not be planned: %s", name, exc)
+            log.error(
+                "model %r could not be planned: %s (recorded on its versions; the next reconcile retries)",
+                name,
+                exc,
+            )
             return plan_unreadable(model, name, str(exc))
 
     def pull(

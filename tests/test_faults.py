@@ -478,12 +478,6 @@ def test_the_lifecycle_rule_in_operations_md_is_one_s3_accepts_for_mlsyncs_prefi
         s3.delete_bucket_lifecycle(Bucket=BUCKET)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docs/deployment.md's IAM policy for mlsync lacks sagemaker:ListTags, which the group owner "
-    "check (Engine._check_owner, SageMakerRegistry.group_tags) calls when a group exists that no version "
-    "is linked into yet: the repair after a push killed or answered late, or a concurrent push",
-)
 def test_the_iam_policy_in_deployment_md_allows_every_call_of_a_push_and_its_repair(
     registry: dict[str, str], emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
