@@ -70,3 +70,13 @@ def emulator() -> Iterator[EmulatorProcess]:
     """The SageMaker emulator (with S3 and STS) as a loopback child process, one per test module."""
     with EmulatorProcess() as process:
         yield process
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _forget_the_active_experiment() -> Iterator[None]:
+    """After each module: a module that chose an experiment (`mlflow.set_experiment` keeps it in a module
+    global and exports `MLFLOW_EXPERIMENT_ID`) must not leave it to the next, whose registry lacks it."""
+    yield
+    mlflow.tracking.fluent._active_experiment_id = None
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        os.environ.pop(name, None)
