@@ -598,3 +598,79 @@ def test_the_listening_socket_says_it_is_tcp() -> None:
 def test_the_url_printed_is_the_port_bound() -> None:
     with listen("127.0.0.1", 0) as listener:
         assert url_of(listener) == f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+# -- secret rotation ----------------------------------------------------------------------------
+
+PREVIOUS = "receiver-previous-secret"
+
+
+@pytest.fixture
+def rotating(submitted: list[Job]) -> WebhookReceiver:
+    """A receiver in the middle of a rotation: the new secret, and the old one still accepted."""
+    return WebhookReceiver(SECRET, submitted.append, previous_secrets=(PREVIOUS,), clock=lambda: NOW)
+
+
+def test_a_delivery_signed_with_the_previous_secret_is_accepted_and_counted(
+    rotating: WebhookReceiver, submitted: list[Job]
+) -> None:
+    old, new = body(name="churn"), body(name="fraud")
+
+    assert rotating.receive(sent(old, "d-1", secret=PREVIOUS), old, "-").body == {"status": "accepted"}
+    assert rotating.receive(sent(new, "d-2"), new, "-").body == {"status": "accepted"}
+
+    assert submitted == [Job("churn"), Job("fraud")]
+    # `previous_secret` tells the operator when the old secret is no longer used and can be dropped.
+    assert rotating.counters.snapshot() == {"accepted": 2, "previous_secret": 1}
+
+
+def test_a_delivery_id_is_deduplicated_whichever_secret_signed_it(
+    rotating: WebhookReceiver, submitted: list[Job]
+) -> None:
+    payload = body(name="churn")
+
+    first = rotating.receive(sent(payload, "d-1", secret=PREVIOUS), payload, "-")
+    retried = rotating.receive(sent(payload, "d-1"), payload, "-")
+
+    assert (first.status, retried.status) == (202, 200)
+    assert submitted == [Job("churn")]
+
+
+def test_a_stale_delivery_is_refused_whichever_secret_signed_it(
+    rotating: WebhookReceiver, submitted: list[Job]
+) -> None:
+    payload = body(name="churn")
+    for n, secret in enumerate((SECRET, PREVIOUS)):
+        assert (
+            rotating.receive(sent(payload, f"d-{n}", at=NOW - 301, secret=secret), payload, "-").status == 401
+        )
+    assert submitted == []
+
+
+def test_no_log_line_shows_a_secret_or_a_signature(
+    engine: FakeEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every kind of answer over HTTP, with every logger (uvicorn's included) at DEBUG."""
+    caplog.set_level(logging.DEBUG)
+    reconciles = ReconcileService(engine.runner(), every=None, drain_timeout=5, quiet=0.02)
+    receiver = WebhookReceiver(SECRET, reconciles.submit, previous_secrets=(PREVIOUS,))
+    now = time.time()
+    good, unusable, big = body(name="churn"), b"not json", body(name="x" * 2000)
+    deliveries = [
+        (good, sent(good, "current", at=now)),  # 202
+        (good, sent(good, "previous", at=now, secret=PREVIOUS)),  # 202
+        (good, sent(good, "previous", at=now, secret=PREVIOUS)),  # 200 duplicate
+        (good, sent(good, "forged", at=now, secret="guess")),  # 401
+        (good, sent(good, "stale", at=now - 3600, secret=PREVIOUS)),  # 401
+        (unusable, sent(unusable, "unusable", at=now)),  # 400
+        (big, sent(big, "big", at=now)),  # 413
+    ]
+    with serving(create_app(receiver, reconciles, max_body=1024)) as address:
+        statuses = [request(address, "POST", "/webhook", data, headers)[0] for data, headers in deliveries]
+
+    assert statuses == [202, 202, 200, 401, 401, 400, 413]
+    assert "accepted delivery 'previous'" in caplog.text and "rejected delivery 'forged'" in caplog.text
+    signatures = {headers["X-MLflow-Signature"] for _, headers in deliveries}
+    digests = {signature.removeprefix("v1,") for signature in signatures}
+    for secret in (SECRET, PREVIOUS, "guess", *signatures, *digests):
+        assert secret not in caplog.text

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
+from pathlib import Path
+
 import pytest
 from mlflow.webhooks.delivery import _generate_hmac_signature
 
-from mlflow_sagemaker_registry.config import Settings
+from mlflow_sagemaker_registry.config import Settings, load_settings
 from mlflow_sagemaker_registry.errors import ConfigError
 from mlflow_sagemaker_registry.triggers.webhook.signature import (
     DEFAULT_WINDOW_SECONDS,
@@ -111,3 +114,66 @@ def test_require_secret_names_the_variable() -> None:
 
 def test_the_secret_is_not_in_the_settings_repr() -> None:
     assert "k3y" not in repr(Settings(webhook_secret="k3y"))
+
+
+# -- rotation: the previous secrets -------------------------------------------------------------
+
+OLD, OLDER = "old-s3cret", "older-s3cret"
+
+
+def test_verify_says_which_secret_signed() -> None:
+    assert verify(SECRET, headers(), BODY, now=NOW, previous=(OLD, OLDER)) == 0
+    assert verify(SECRET, headers(OLD), BODY, now=NOW, previous=(OLD, OLDER)) == 1
+    assert verify(SECRET, headers(OLDER), BODY, now=NOW, previous=(OLD, OLDER)) == 2
+
+
+def test_a_previous_secret_is_refused_once_it_is_dropped() -> None:
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(SECRET, headers(OLD), BODY, now=NOW)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(SECRET, headers("neither"), BODY, now=NOW, previous=(OLD,))
+
+
+def test_the_window_is_the_same_for_a_previous_secret() -> None:
+    stale = headers(OLD, timestamp=NOW - DEFAULT_WINDOW_SECONDS - 1)
+    with pytest.raises(SignatureError, match="301 s old"):
+        verify(SECRET, stale, BODY, now=NOW, previous=(OLD,))
+
+
+def test_every_secret_is_compared_with_every_signature_in_constant_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A match on the current secret and the first signature must not cut the work short: the time
+    # taken would tell an attacker how close a guess came.
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting)
+    signed = headers()
+    several = SignedHeaders(signed.delivery_id, signed.timestamp, f"{signed.signature} v1,{'A' * 44}")
+
+    assert verify(SECRET, several, BODY, now=NOW, previous=(OLD, OLDER)) == 0
+    assert len(compared) == 3 * 2
+
+
+def test_previous_secrets_come_comma_separated_from_the_environment_or_as_an_array(tmp_path: Path) -> None:
+    from_env = load_settings(env={"MLSYNC_WEBHOOK_PREVIOUS_SECRETS": f" {OLD} ,{OLDER},"}, cwd=tmp_path)
+    assert from_env.webhook_previous_secrets == (OLD, OLDER)
+    (tmp_path / "mlsync.toml").write_text(f'webhook_previous_secrets = ["{OLD}"]\n')
+    assert load_settings(env={}, cwd=tmp_path).webhook_previous_secrets == (OLD,)
+    assert load_settings(env={}, cwd=tmp_path / "nowhere").webhook_previous_secrets == ()
+
+
+def test_an_empty_previous_secret_is_refused(tmp_path: Path) -> None:
+    # An empty HMAC key is one anybody can sign with.
+    (tmp_path / "mlsync.toml").write_text(f'webhook_previous_secrets = ["{OLD}", " "]\n')
+    with pytest.raises(ConfigError, match="previous webhook secret is empty"):
+        load_settings(env={}, cwd=tmp_path)
+
+
+def test_the_previous_secrets_are_not_in_the_settings_repr() -> None:
+    assert OLD not in repr(Settings(webhook_secret="k3y", webhook_previous_secrets=(OLD,)))

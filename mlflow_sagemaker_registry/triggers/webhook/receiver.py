@@ -8,7 +8,8 @@ the same reconcile `mlsync push` runs.
 A delivery goes through, in order (see docs/webhooks.md):
 
 1. size: bodies over `MAX_BODY_BYTES` are refused (413) before they are read in full;
-2. signature and freshness (401): `webhook_signature.verify`, with a constant-time compare;
+2. signature and freshness (401): `webhook_signature.verify`, with a constant-time compare, against
+   the secret and, during a rotation, the previous ones;
 3. deduplication (200 "duplicate"): MLflow delivers at least once, so a delivery id already accepted
    within the replay window is acknowledged and dropped (and a captured delivery cannot be replayed);
 4. event (400): only the six registry events mlsync subscribes to are accepted;
@@ -18,7 +19,8 @@ A delivery goes through, in order (see docs/webhooks.md):
 6. acknowledgement (202) at once; the model is queued on a `ReconcileQueue`, so a burst of changes to
    one model becomes one or two reconciles, run on worker threads, never on the HTTP event loop.
 
-Rejections are logged with the delivery id, the peer and the reason, never the secret or the body.
+Rejections are logged with the delivery id, the peer and the reason, never a secret, a signature or
+the body.
 Stage transitions, deletes and renames fire no webhook: a full reconcile runs at startup (catching up
 on deliveries missed while the receiver was down) and every `--reconcile-every`.
 
@@ -35,7 +37,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
@@ -242,6 +244,8 @@ class WebhookReceiver:
     Args:
         secret: The webhook's HMAC secret.
         submit: Queues a reconcile.
+        previous_secrets: Secrets also accepted while a rotation is under way (`verify`); a delivery
+            signed with one is counted as `previous_secret`, so `/healthz` shows when they are unused.
         own_writes: The tag writes of the engine behind `submit`, whose deliveries are echoes.
         window: Seconds a delivery's timestamp may be away from `clock()`.
         clock: Wall-clock seconds, as MLflow's timestamps are.
@@ -252,11 +256,13 @@ class WebhookReceiver:
         secret: str,
         submit: Callable[[Job], object],
         *,
+        previous_secrets: Sequence[str] = (),
         own_writes: OwnWrites | None = None,
         window: float = DEFAULT_WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
+        self._previous_secrets = tuple(previous_secrets)
         self._submit = submit
         self._own_writes = own_writes
         self._window = window
@@ -269,10 +275,20 @@ class WebhookReceiver:
         now = self._clock()
         try:
             signed = read_headers(headers)
-            verify(self._secret, signed, body, now=now, window=self._window)
+            key = verify(
+                self._secret, signed, body, now=now, window=self._window, previous=self._previous_secrets
+            )
         except SignatureError as exc:
             # The caller learns only that it failed; the log says why.
             return self.reject(401, "invalid signature", str(exc), headers, peer)
+        if key:
+            self.counters.add("previous_secret")
+            log.info(
+                "delivery %s is signed with previous secret %d of %d",
+                _quoted(signed.delivery_id),
+                key,
+                len(self._previous_secrets),
+            )
         if not self._deliveries.remember(signed.delivery_id, signed.unix_time, now):
             self.counters.add("duplicate")
             log.info("dropped delivery %s from %s: already received", _quoted(signed.delivery_id), peer)
@@ -508,11 +524,13 @@ def serve(
     drain_timeout: float,
     announce: Callable[[str], Any],
     events_token: str | None = None,
+    previous_secrets: Sequence[str] = (),
 ) -> None:
     """Run the receiver until SIGINT/SIGTERM, then shut down gracefully (see `ReconcileService`).
 
     The engine's MLflow tag writes are recorded (`recording_engine`), so their deliveries are ignored.
     With `events_token`, SageMaker's EventBridge events are received on `/events` too (`EventsRoute`).
+    Deliveries signed with one of `previous_secrets` are accepted too (a rotation, `WebhookReceiver`).
     """
     listener = listen(host, port)
     own_writes = OwnWrites()
@@ -522,6 +540,15 @@ def serve(
     events = None
     if events_token:
         events = EventsRoute(events_token, lambda event: answer_event(event, lambda: (recording, runner)))
-    app = create_app(WebhookReceiver(secret, service.submit, own_writes=own_writes), service, events=events)
+    receiver = WebhookReceiver(
+        secret, service.submit, previous_secrets=previous_secrets, own_writes=own_writes
+    )
+    if previous_secrets:  # an old key still honoured is worth a reminder on every start
+        log.warning(
+            "accepting deliveries signed with %d previous webhook secret(s) too; unset "
+            "MLSYNC_WEBHOOK_PREVIOUS_SECRETS once the rotation is over (docs/webhooks.md)",
+            len(previous_secrets),
+        )
+    app = create_app(receiver, service, events=events)
     announce(f"listening on {url_of(listener)}")
     http_server(app).run(sockets=[listener])

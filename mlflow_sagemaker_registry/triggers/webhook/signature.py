@@ -5,6 +5,10 @@ the webhook's secret (mlflow/webhooks/delivery.py), sending the id and the unix 
 Because the id and the timestamp are inside the signed content, an attacker cannot re-date a captured
 delivery: checking the timestamp against a window bounds how long a replay is possible at all, and
 remembering delivery ids for that window (the receiver's job) closes it.
+
+During a secret rotation the receiver also accepts the previous secrets (`verify(previous=...)`): the
+webhook signs with the new secret as soon as `mlsync webhook install` gives it one, while deliveries
+signed with the old one may still be in flight or retried (docs/webhooks.md, "Rotating the secret").
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ...config import Settings
@@ -90,26 +94,45 @@ def signed_headers(secret: str, body: bytes, delivery_id: str, timestamp: str) -
 
 
 def verify(
-    secret: str, signed: SignedHeaders, body: bytes, *, now: float, window: float = DEFAULT_WINDOW_SECONDS
-) -> None:
-    """Accept a delivery signed with `secret` at most `window` seconds from `now` either way, or raise.
+    secret: str,
+    signed: SignedHeaders,
+    body: bytes,
+    *,
+    now: float,
+    window: float = DEFAULT_WINDOW_SECONDS,
+    previous: Sequence[str] = (),
+) -> int:
+    """Accept a delivery signed with `secret` (or one of the `previous` secrets) at most `window` seconds
+    from `now` either way, or raise.
 
+    `previous` is for a rotation: MLflow signs with the webhook's one secret, and once the webhook is
+    given the new one, deliveries signed with the old one may still be in flight or retried for a while.
     The signature header may carry several space-separated signatures (Standard Webhooks allows it
-    during a key rotation); one matching `v1` signature is enough. Comparisons are constant-time.
+    during a key rotation); one matching `v1` signature is enough. Every secret is compared with every
+    signature, each in constant time, so the time taken tells neither which secret nor which signature
+    matched. The window is the same whichever secret signed.
+
+    Returns:
+        Which secret matched: 0 for `secret`, n for `previous[n - 1]` (to tell when the previous
+        secrets are no longer used).
 
     Raises:
-        SignatureError: the timestamp is outside the window, or no signature matches.
+        SignatureError: the timestamp is outside the window, or no signature matches any secret.
     """
     skew = now - signed.unix_time
     if abs(skew) > window:
         age = "old" if skew > 0 else "in the future"
         raise SignatureError(f"timestamp is {abs(skew):.0f} s {age} (window {window:.0f} s)")
-    expected = sign(secret, signed.delivery_id, signed.timestamp, body).encode()
     prefix = f"{SIGNATURE_VERSION},"
     candidates = [c.encode() for c in signed.signature.split() if c.startswith(prefix)]
     if not candidates:
         raise SignatureError(f"no {SIGNATURE_VERSION} signature in {SIGNATURE_HEADER}")
-    # Compare with every candidate, so the time taken does not tell which one matched.
-    matches = [hmac.compare_digest(expected, candidate) for candidate in candidates]
-    if not any(matches):
+    keys = (secret, *previous)
+    expected = [sign(key, signed.delivery_id, signed.timestamp, body).encode() for key in keys]
+    # Every secret against every candidate, never stopping at a match, so the time taken does not tell
+    # which one matched.
+    comparisons = [[hmac.compare_digest(e, candidate) for candidate in candidates] for e in expected]
+    matched = [any(row) for row in comparisons]
+    if not any(matched):
         raise SignatureError("signature does not match (wrong secret, or the body was altered)")
+    return matched.index(True)
