@@ -10,6 +10,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+# Before mlflow is imported (here and in every child process, which inherit it): MLflow 3 would otherwise
+# send usage telemetry, and no test may reach beyond 127.0.0.1.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 import mlflow
 import pytest
 
