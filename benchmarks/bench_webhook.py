@@ -16,6 +16,9 @@ import argparse
 import http.client
 import json
 import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before mlflow: nothing leaves 127.0.0.1
+
 import statistics
 import tempfile
 import threading
