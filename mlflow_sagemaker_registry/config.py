@@ -239,7 +239,7 @@ def _str_map(value: Any, name: str) -> dict[str, str]:
 
 def _str_list(value: Any, name: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f'{name} in the config file must be an array of strings, e.g. ["ml.m5.large"]')
+        raise ConfigError(f'{name} in the config file must be an array of strings, e.g. ["a", "b"]')
     return tuple(value)
 
 
