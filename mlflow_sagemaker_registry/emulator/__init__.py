@@ -5,8 +5,9 @@ packages, duplicate groups, undocumented approval transitions), keeps what moto 
 ``SourceUri``, ``ModelCard``...), merges updates, honours ``ClientToken`` and implements the deletes. It
 records who created and last updated a package (``CreatedBy``/``LastModifiedBy``, from the signing access
 key) and emits the ``SageMaker Model Package State Change`` events SageMaker sends to EventBridge. Tests make
-it misbehave on purpose (``FaultControls``: error rates, lost answers, a denied group, delays). moto
-still serves S3 and STS. See ``docs/emulator.md``.
+it misbehave on purpose (``FaultControls``: error rates, lost answers, a denied group, delays, a
+``Throttle``), and benchmarks make every request pay a ``latency``. moto still serves S3 and STS. See
+``docs/emulator.md``.
 
 In process (no network)::
 
@@ -31,7 +32,7 @@ from .backend import (
     user_context,
 )
 from .events import Event
-from .faults import FaultControls
+from .faults import FaultControls, Throttle
 from .inprocess import emulated_aws
 from .process import EmulatorProcess
 from .server import EmulatorApp, make_emulator_server
@@ -48,6 +49,7 @@ __all__ = [
     "FaultControls",
     "RegistryBackend",
     "Subscriber",
+    "Throttle",
     "emulated_aws",
     "make_emulator_server",
     "user_context",

@@ -4,6 +4,11 @@ The first line on stdout is ``listening on http://<host>:<port>`` once the socke
 ``EmulatorProcess`` reads it to learn the port when started with ``--port 0``. With ``--events-file PATH``
 each EventBridge event the emulator emits is also appended to PATH as one JSON line, for a consumer that
 is neither in this process nor able to poll ``GET /_emulator/events``.
+
+``--latency-ms`` and ``--throttle-rate``/``--throttle-burst``/``--throttle-operations`` set the conditions
+the server starts with and comes back to on ``clear_faults`` and ``reset``: a fixed wait for every
+request (SageMaker, S3, STS), as real round trips to AWS take, and a token bucket answering
+``ThrottlingException`` once it is empty, as SageMaker's request limits do.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from types import FrameType
 
 from .backend import RegistryBackend
 from .events import Event
+from .faults import EVERY_OPERATION, Throttle
 from .server import make_emulator_server
 
 
@@ -28,8 +34,34 @@ def main(argv: list[str] | None = None, prog: str = "python -m mlflow_sagemaker_
     parser.add_argument("--port", type=int, default=5000, help="port to bind, 0: any free one (default 5000)")
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
     parser.add_argument("--events-file", type=Path, help="append each EventBridge event to this file")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="milliseconds each request waits (default 0)"
+    )
+    parser.add_argument(
+        "--throttle-rate", type=float, help="throttle SageMaker requests beyond this many a second"
+    )
+    parser.add_argument(
+        "--throttle-burst", type=int, help="requests allowed at once (default: the rate, rounded up)"
+    )
+    parser.add_argument(
+        "--throttle-operations",
+        nargs="+",
+        default=[EVERY_OPERATION],
+        metavar="OPERATION",
+        help=f"the SageMaker operations to throttle (default {EVERY_OPERATION!r}: all)",
+    )
     args = parser.parse_args(argv)
-    backend = RegistryBackend()
+    if args.throttle_rate is None and args.throttle_burst is not None:
+        parser.error("--throttle-burst needs --throttle-rate")
+    throttle = None
+    if args.throttle_rate is not None:
+        operations = args.throttle_operations
+        chosen = EVERY_OPERATION if operations == [EVERY_OPERATION] else tuple(operations)
+        throttle = Throttle(args.throttle_rate, args.throttle_burst, chosen)
+    try:
+        backend = RegistryBackend(latency_ms=args.latency_ms, throttle=throttle)
+    except ValueError as exc:  # the message names the value out of range
+        parser.error(str(exc))
     if args.events_file is not None:
         backend.subscribe(_appender(args.events_file))
     server = make_emulator_server(args.host, args.port, backend, verbose=args.verbose)

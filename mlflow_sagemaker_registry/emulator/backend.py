@@ -24,7 +24,9 @@ as a Lambda handler under test::
 
 Tests make SageMaker misbehave through the fault knobs of ``faults``: ``inject_fault`` (the next calls of
 one operation), ``fault_rate`` and ``lose_answers`` (a seeded share of calls), ``deny_group`` (an IAM
-policy denying one group) and ``delay`` (an answer held back). Each faulted call is marked in the log.
+policy denying one group), ``delay`` (an answer held back) and ``throttle`` (a token bucket). Each faulted
+call is marked in the log. ``latency`` makes every request pay a round trip; a backend built with
+``latency_ms=`` or ``throttle=`` comes back to them on ``clear_faults`` and ``reset``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import abc
 import copy
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ from typing import Any
 
 from .errors import EmulatorError, NotEmulatedError
 from .events import Event, package_state_change
-from .faults import FaultControls, FaultRules, Injection
+from .faults import THROTTLING_CODE, THROTTLING_MESSAGE, FaultControls, FaultRules, Injection, Throttle
 from .registry import RegionRegistry
 from .validation import validate_request
 
@@ -141,14 +144,29 @@ class CallLog(abc.ABC):
 class RegistryBackend(CallLog, FaultControls):
     """An in-memory SageMaker Model Registry, stricter than moto's; see the package docs for the rules,
     and ``faults`` for the fault knobs (``inject_fault``, ``fault_rate``, ``lose_answers``,
-    ``deny_group``, ``delay``)."""
+    ``deny_group``, ``delay``, ``throttle``, ``latency``).
 
-    def __init__(self, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+    ``latency_ms`` and ``throttle`` are the conditions the backend starts with and ``clear_faults`` and
+    ``reset`` come back to (the server's ``--latency-ms`` and ``--throttle-*`` flags); ``clock`` is the
+    monotonic clock in seconds the throttles' token buckets refill by, for a test to replace.
+
+    Raises:
+        ValueError: a latency or throttle out of range.
+    """
+
+    def __init__(
+        self,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        *,
+        latency_ms: float = 0.0,
+        throttle: Throttle | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.account_id = account_id
         self._lock = threading.RLock()
         self._regions: dict[str, RegionRegistry] = {}
         self._calls: list[Call] = []
-        self._faults = FaultRules(OPERATIONS)
+        self._faults = FaultRules(OPERATIONS, latency_ms=latency_ms, throttle=throttle, clock=clock)
         self._events: list[Event] = []
         self._undelivered: deque[Event] = deque()
         self._subscribers: list[Subscriber] = []
@@ -161,8 +179,8 @@ class RegistryBackend(CallLog, FaultControls):
 
         ``caller`` is the access key id that signed the request (``None``: unsigned). The events the call
         emits go to the subscribers before it returns (or raises), after the lock is released so that a
-        subscriber may call the backend again; see ``subscribe``. A delay injected for the call is
-        waited out with the lock released too, so other requests are answered meanwhile.
+        subscriber may call the backend again; see ``subscribe``. The latency and a delay injected for
+        the call are waited out with the lock released too, so other requests are answered meanwhile.
         """
         with self._lock:
             injection = self._faults.decide(
@@ -213,6 +231,13 @@ class RegistryBackend(CallLog, FaultControls):
         if injection.error is not None:
             raise injection.error
         return answer
+
+    def wait_latency(self) -> None:
+        """Wait the latency out, outside the lock, for a request the backend does not answer itself (the
+        server's S3 and STS requests, which moto answers); ``handle`` waits it for SageMaker's."""
+        with self._lock:
+            seconds = self._faults.latency
+        self._faults.wait(seconds)
 
     def _caller_arn(self, caller: str | None) -> str:
         """The ARN an IAM message names the caller by (``anonymous`` for an unsigned request)."""
@@ -288,9 +313,9 @@ class RegistryBackend(CallLog, FaultControls):
     def inject_fault(
         self,
         operation: str,
-        code: str = "ThrottlingException",
+        code: str = THROTTLING_CODE,
         *,
-        message: str = "Rate exceeded",
+        message: str = THROTTLING_MESSAGE,
         status: int = 400,
         times: int = 1,
         after_apply: bool = False,
@@ -305,7 +330,8 @@ class RegistryBackend(CallLog, FaultControls):
             self._faults.count(operation, code, message, status, times, after_apply)
 
     def add_fault(self, kind: str, options: Mapping[str, Any]) -> None:
-        """Add a fault rule (``fault_rate``, ``lose_answers``, ``deny_group`` and ``delay`` build them).
+        """Add a fault rule (``fault_rate``, ``lose_answers``, ``deny_group``, ``delay``, ``throttle`` and
+        ``latency`` build them).
 
         Raises:
             ValueError: an unknown kind or operation, a missing or unknown option, a value out of range.
@@ -314,12 +340,14 @@ class RegistryBackend(CallLog, FaultControls):
             self._faults.add(kind, options)
 
     def clear_faults(self) -> None:
-        """Forget every fault rule, and answer the calls waiting on a delay now."""
+        """Forget every fault rule, come back to the latency and throttle the backend was built with (its
+        bucket full), and answer the calls waiting on a delay now."""
         with self._lock:
             self._faults.clear()
 
     def reset(self) -> None:
-        """Forget every group, package, token, call, fault and event (the subscribers stay)."""
+        """Forget every group, package, token, call, fault and event (the subscribers stay), and come
+        back to the latency and throttle the backend was built with, as ``clear_faults``."""
         with self._lock:
             self._regions.clear()
             self._calls.clear()

@@ -12,7 +12,17 @@ what happens *whatever SageMaker does*; these knobs make SageMaker do it, reprod
 - ``deny_group``: every call naming a group, by name or ARN, or one of its packages answers
   ``AccessDeniedException``, which is what an IAM policy denying that one group's ARN looks like;
 - ``delay``: a call waits before it is answered (before or after it takes effect), so a test can kill a
-  client at a known point, e.g. between ``CreateModelPackage`` and the MLflow tag that links it.
+  client at a known point, e.g. between ``CreateModelPackage`` and the MLflow tag that links it;
+- ``throttle``: a token bucket (a rate a second, a burst) over some operations; a call finding it empty
+  is answered ``ThrottlingException``, as a SageMaker enforcing its request limits answers.
+
+Besides the rules, ``latency`` sets a fixed wait for every request (SageMaker's here; the server's S3 and
+STS requests too), so a benchmark on loopback pays something like real AWS round trips. It is not a fault:
+calls are not marked for it.
+
+A backend can be built with a default latency and throttle (``python -m ...emulator --latency-ms 50
+--throttle-rate 5``): ``clear`` and ``reset`` go back to those defaults, with a full bucket, so a test
+suite that resets between tests keeps the conditions the process was started with.
 
 ``FaultRules.decide`` runs under the backend's lock, once per call, so a seed gives the same faults for
 the same sequence of calls; the waits happen outside the lock, so other clients are served meanwhile, and
@@ -23,8 +33,10 @@ from __future__ import annotations
 
 import abc
 import json
+import math
 import random
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,9 +49,13 @@ ERROR = "error"  # answered with an error; nothing changed
 LOST = "lost"  # the change was made, then answered with an error: the answer was lost
 DENIED = "denied"  # refused as an IAM policy denying the group would
 DELAYED = "delayed"  # answered late
+THROTTLED = "throttled"  # refused by a throttle's empty token bucket
 
 EVERY_OPERATION = "*"
-DEFAULT_RATE_CODES = ("ThrottlingException", "InternalFailure")
+THROTTLING_CODE = "ThrottlingException"
+THROTTLING_MESSAGE = "Rate exceeded"
+"""What SageMaker answers a client over its request rate (HTTP 400)."""
+DEFAULT_RATE_CODES = (THROTTLING_CODE, "InternalFailure")
 LOST_ANSWER_CODE = "InternalFailure"
 ACCESS_DENIED = "AccessDeniedException"
 _STATUS_OF_CODE = {"InternalFailure": 500, "ServiceUnavailable": 503}
@@ -48,10 +64,34 @@ _STATUS_OF_CODE = {"InternalFailure": 500, "ServiceUnavailable": 503}
 Operations = str | Iterable[str]
 """One operation name, several, or ``"*"`` for every operation."""
 
+# The kinds of rule ``FaultRules.add`` builds from JSON options: the routes ``POST /_emulator/faults/<kind>``.
+RATE = "rate"
+DENIED_GROUP = "denied_group"
+DELAY = "delay"
+THROTTLE = "throttle"
+LATENCY = "latency"
+
 
 def status_of(code: str) -> int:
     """The HTTP status SageMaker answers ``code`` with: what decides whether botocore retries it."""
     return _STATUS_OF_CODE.get(code, 400)
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """A token bucket over ``operations``: it holds up to ``burst`` tokens (None: a second's worth of
+    ``rate``, at least 1), starts full and gains ``rate`` tokens a second; each call takes one, and a call
+    finding less than one is throttled. One bucket is shared by all the operations it names, as an
+    account-wide limit is; per-operation limits are one ``Throttle`` each."""
+
+    rate: float
+    burst: int | None = None
+    operations: str | tuple[str, ...] = EVERY_OPERATION
+
+    def options(self) -> dict[str, Any]:
+        """The JSON options of the rule (``FaultControls.add_fault``), the default burst resolved."""
+        burst = self.burst if self.burst is not None else max(1, math.ceil(self.rate))
+        return {"rate": self.rate, "burst": burst, "operations": _json_operations(self.operations)}
 
 
 class FaultControls(abc.ABC):
@@ -85,7 +125,7 @@ class FaultControls(abc.ABC):
         rule just failed passes once, as a transient fault would: botocore's retry of it then succeeds.
         """
         self.add_fault(
-            "rate",
+            RATE,
             {
                 "operations": _json_operations(operations),
                 "rate": rate,
@@ -121,7 +161,7 @@ class FaultControls(abc.ABC):
         a batch describe listing one of its packages: all refused, before anything is validated or
         changed. Calls naming no group (``ListModelPackageGroups``) pass, as with a policy on the ARN.
         """
-        self.add_fault("denied_group", {"group_name": group_name, "code": code})
+        self.add_fault(DENIED_GROUP, {"group_name": group_name, "code": code})
 
     def delay(
         self, operations: Operations, seconds: float, *, times: int = 1, after_apply: bool = False
@@ -134,7 +174,7 @@ class FaultControls(abc.ABC):
         waiting. ``clear_faults`` and ``reset`` end every wait.
         """
         self.add_fault(
-            "delay",
+            DELAY,
             {
                 "operations": _json_operations(operations),
                 "seconds": seconds,
@@ -142,6 +182,29 @@ class FaultControls(abc.ABC):
                 "after_apply": after_apply,
             },
         )
+
+    def throttle(
+        self, rate: float, *, burst: int | None = None, operations: Operations = EVERY_OPERATION
+    ) -> None:
+        """Throttle ``operations`` with a token bucket of ``rate`` tokens a second and ``burst`` at most.
+
+        The bucket starts full (``burst`` calls pass at once; None: ``ceil(rate)``, at least 1), then a
+        call passes each ``1 / rate`` seconds; the others are answered ``ThrottlingException`` (HTTP
+        400, which botocore retries) and marked ``throttled`` in the call log. Each call adds a bucket of
+        its own; a call passes only if every bucket naming its operation has a token, and then takes one
+        from each.
+        """
+        chosen = operations if isinstance(operations, str) else tuple(operations)
+        self.add_fault(THROTTLE, Throttle(rate, burst, chosen).options())
+
+    def latency(self, ms: float) -> None:
+        """Make every request wait ``ms`` milliseconds before it is handled, replacing the latency set
+        before (0: none): SageMaker's requests, and on the server S3's and STS's too.
+
+        The wait happens outside the backend's lock, so concurrent clients wait concurrently, as they
+        would on real round trips. It is no fault: the call log does not mark it.
+        """
+        self.add_fault(LATENCY, {"ms": ms})
 
 
 @dataclass(frozen=True)
@@ -154,9 +217,6 @@ class Injection:
     wait_before: float = 0.0
     wait_after: float = 0.0
     kinds: tuple[str, ...] = ()
-
-
-NO_INJECTION = Injection()
 
 
 @dataclass
@@ -214,16 +274,51 @@ class _Denial:
     code: str
 
 
-class FaultRules:
-    """The fault rules of one backend; not thread-safe: the backend calls it under its lock."""
+@dataclass
+class _Bucket:
+    operations: frozenset[str] | None
+    rate: float
+    burst: int
+    tokens: float
+    filled_at: float
 
-    def __init__(self, operations: Collection[str]) -> None:
+    def refill(self, now: float) -> None:
+        """Add the tokens earned since the last refill, up to ``burst``."""
+        self.tokens = min(self.burst, self.tokens + (now - self.filled_at) * self.rate)
+        self.filled_at = now
+
+
+class FaultRules:
+    """The fault rules of one backend; not thread-safe: the backend calls it under its lock.
+
+    ``latency_ms`` and ``throttle`` are the defaults ``clear`` comes back to; ``clock`` is the monotonic
+    clock (seconds) the token buckets refill by, which a test may replace to throttle deterministically.
+
+    Raises:
+        ValueError: a default out of range (see ``add``).
+    """
+
+    def __init__(
+        self,
+        operations: Collection[str],
+        *,
+        latency_ms: float = 0.0,
+        throttle: Throttle | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._operations = frozenset(operations)
+        self._clock = clock
         self._errors: list[_CountedError] = []
         self._rates: list[_Rate] = []
         self._denials: dict[str, _Denial] = {}
         self._delays: list[_Delay] = []
+        self._buckets: list[_Bucket] = []
+        self._latency = 0.0  # seconds
         self._wake = threading.Event()
+        self._defaults: list[tuple[str, Mapping[str, Any]]] = [(LATENCY, {"ms": latency_ms})]
+        if throttle is not None:
+            self._defaults.append((THROTTLE, throttle.options()))
+        self._add_defaults()
 
     # -- adding and clearing ------------------------------------------------------------------------
 
@@ -274,21 +369,45 @@ class FaultRules:
             raise ValueError(f"a delay needs seconds >= 0 and times >= 1, not {seconds} and {times}")
         self._delays.append(_Delay(self._chosen(operations), times, after_apply, seconds))
 
+    def _add_throttle(self, operations: str | list[str], rate: float, burst: int) -> None:
+        if not 0 <= rate < math.inf or isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ValueError(f"a throttle needs a rate >= 0 and a whole burst >= 1, not {rate} and {burst}")
+        self._buckets.append(_Bucket(self._chosen(operations), rate, burst, burst, self._clock()))
+
+    def _set_latency(self, ms: float) -> None:
+        if not 0 <= ms < math.inf:
+            raise ValueError(f"a latency is a number of milliseconds >= 0, not {ms}")
+        self._latency = ms / 1000
+
     KINDS: Mapping[str, Callable[..., None]] = {
-        "rate": _add_rate,
-        "denied_group": _add_denial,
-        "delay": _add_delay,
+        RATE: _add_rate,
+        DENIED_GROUP: _add_denial,
+        DELAY: _add_delay,
+        THROTTLE: _add_throttle,
+        LATENCY: _set_latency,
     }
     """What ``add`` builds for each kind: the routes of ``POST /_emulator/faults/<kind>``."""
 
     def clear(self) -> None:
-        """Forget every rule, and wake the calls waiting on a delay."""
+        """Forget every rule, come back to the default latency and throttle (its bucket full), and wake
+        the calls waiting on a delay or the latency."""
         self._errors.clear()
         self._rates.clear()
         self._denials.clear()
         self._delays.clear()
+        self._buckets.clear()
+        self._add_defaults()
         self._wake.set()
         self._wake = threading.Event()
+
+    def _add_defaults(self) -> None:
+        for kind, options in self._defaults:
+            self.add(kind, options)
+
+    @property
+    def latency(self) -> float:
+        """The seconds every request waits before it is handled (``wait`` it outside the lock)."""
+        return self._latency
 
     def _chosen(self, operations: str | list[str]) -> frozenset[str] | None:
         """The operations a rule applies to (None: every one); an unknown name is refused, not ignored."""
@@ -307,22 +426,23 @@ class FaultRules:
     def decide(
         self, operation: str, params: object, *, region: str, account_id: str, caller: str
     ) -> Injection:
-        """The faults of one call, in precedence: a denied group, then ``inject_fault``'s counted errors,
-        then the rates in the order added; and independently the first delay that applies.
+        """The faults of one call, in precedence: a denied group, then the throttles, then
+        ``inject_fault``'s counted errors, then the rates in the order added; and independently the first
+        delay that applies, plus the latency before the call is handled.
 
         ``caller`` is the ARN of the identity that signed the call, for the denial's message.
         """
         error, after_apply, kinds = self._error(operation, params, region, account_id, caller)
         delay = next((rule for rule in self._delays if rule.takes(operation)), None)
+        held_before = held_after = 0.0
         if delay is not None:
             kinds = (DELAYED, *kinds)
-        if error is None and delay is None:
-            return NO_INJECTION
+            held_after, held_before = (delay.seconds, 0.0) if delay.after_apply else (0.0, delay.seconds)
         return Injection(
             error=error,
             after_apply=after_apply,
-            wait_before=delay.seconds if delay is not None and not delay.after_apply else 0.0,
-            wait_after=delay.seconds if delay is not None and delay.after_apply else 0.0,
+            wait_before=self._latency + held_before,
+            wait_after=held_after,
             kinds=kinds,
         )
 
@@ -337,6 +457,9 @@ class FaultRules:
                     f"{resource} with an explicit deny in an identity-based policy"
                 )
                 return InjectedFault(denial.code, message, status_of(denial.code)), False, (DENIED,)
+        if self._throttled(operation):
+            fault = InjectedFault(THROTTLING_CODE, THROTTLING_MESSAGE, status_of(THROTTLING_CODE))
+            return fault, False, (THROTTLED,)
         counted = next((rule for rule in self._errors if rule.takes(operation)), None)
         if counted is not None:
             fault = InjectedFault(counted.code, counted.message, counted.status)
@@ -347,6 +470,18 @@ class FaultRules:
                 fault = InjectedFault(code, f"injected {code} (fault rate {rate.rate})", status_of(code))
                 return fault, rate.after_apply, (LOST if rate.after_apply else ERROR,)
         return None, False, ()
+
+    def _throttled(self, operation: str) -> bool:
+        """Whether a bucket naming ``operation`` is empty; if none is, the call takes a token of each."""
+        buckets = [bucket for bucket in self._buckets if _matches(bucket.operations, operation)]
+        now = self._clock()
+        for bucket in buckets:
+            bucket.refill(now)
+        if any(bucket.tokens < 1 for bucket in buckets):
+            return True
+        for bucket in buckets:
+            bucket.tokens -= 1
+        return False
 
     def wait(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if the rules are cleared meanwhile; call it outside the lock."""

@@ -10,6 +10,10 @@ afterwards, including boto3's default session that ``mock_aws`` resets, carries 
 
 As a safety net, moto is told to serve only ``moto_services``: a SageMaker request from a client that was
 created before this module was imported would fail loudly instead of reaching moto's laxer SageMaker.
+
+The backend's latency (``RegistryBackend(latency_ms=...)``, ``latency``) is waited by the backend for
+SageMaker requests and by a generic ``before-send`` handler for every other service's, as the server
+waits it before handing those to moto.
 """
 
 from __future__ import annotations
@@ -64,9 +68,20 @@ class _SageMakerRouter:
         return AWSResponse(url, reply.status, headers, _Body(reply.body))
 
 
+_SAGEMAKER_SENDS = "before-send.sagemaker"
+
+
+def _wait_latency(event_name: str, **_: Any) -> None:
+    """The ``before-send`` handler making the requests moto answers wait the backend's latency too."""
+    backend = _ROUTER.backend
+    if backend is not None and not event_name.startswith(f"{_SAGEMAKER_SENDS}."):  # the backend waits those
+        backend.wait_latency()
+
+
 _ROUTER = _SageMakerRouter()
 _ACTIVATION = threading.Lock()
-BUILTIN_HANDLERS.append(("before-send.sagemaker", _ROUTER))
+BUILTIN_HANDLERS.append((_SAGEMAKER_SENDS, _ROUTER))
+BUILTIN_HANDLERS.append(("before-send", _wait_latency))
 
 
 @contextlib.contextmanager

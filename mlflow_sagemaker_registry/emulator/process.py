@@ -2,8 +2,11 @@
 
 The child binds port 0 and prints the port it got, so there is no race between choosing a free port and
 binding it. The call log, the emitted EventBridge events, reset and the fault knobs of the child's backend
-(``inject_fault``, ``fault_rate``, ``lose_answers``, ``deny_group``, ``delay``, ``clear_faults``) are
-reached through the server's control API, with the same methods as ``RegistryBackend``::
+(``inject_fault``, ``fault_rate``, ``lose_answers``, ``deny_group``, ``delay``, ``throttle``,
+``latency``, ``clear_faults``) are reached through the server's control API, with the same methods as
+``RegistryBackend``. ``EmulatorProcess(latency_ms=50, throttle=Throttle(5))`` starts the child with
+that latency and throttle as its defaults (``--latency-ms``, ``--throttle-*``), which its
+``clear_faults`` and ``reset`` come back to::
 
     with EmulatorProcess() as emulator:
         os.environ["AWS_ENDPOINT_URL"] = emulator.url
@@ -32,7 +35,7 @@ from typing import Any
 from ..childprocess import ChildServer, stop_child
 from .backend import Call, CallLog
 from .events import Event
-from .faults import FaultControls
+from .faults import THROTTLING_CODE, FaultControls, Throttle
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding mlflow_sagemaker_registry/
 
@@ -47,12 +50,19 @@ class EmulatorProcess(ChildServer, CallLog, FaultControls):
         *,
         startup_timeout: float = 30.0,
         events_file: Path | None = None,
+        latency_ms: float = 0.0,
+        throttle: Throttle | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.startup_timeout = startup_timeout
         self.events_file = events_file
         """Where the child appends each event as one JSON line (``--events-file``); None: nowhere."""
+        self.default_latency_ms = latency_ms
+        """The child's latency for every request (``--latency-ms``) until ``latency`` changes it."""
+        self.default_throttle = throttle
+        """The child's throttle (``--throttle-rate``, ``--throttle-burst``, ``--throttle-operations``),
+        besides those ``throttle`` adds; None: none."""
         self._process: subprocess.Popen[str] | None = None
         self._url: str | None = None
 
@@ -73,6 +83,7 @@ class EmulatorProcess(ChildServer, CallLog, FaultControls):
         command += ["--host", self.host, "--port", str(self.port)]
         if self.events_file is not None:
             command += ["--events-file", str(self.events_file)]
+        command += self._condition_flags()
         self._process = self._spawn(command, env)
         try:
             self._url = self._read_url(self._process)
@@ -103,7 +114,7 @@ class EmulatorProcess(ChildServer, CallLog, FaultControls):
     def reset(self) -> None:
         self._control("POST", "reset")
 
-    def inject_fault(self, operation: str, code: str = "ThrottlingException", **options: Any) -> None:
+    def inject_fault(self, operation: str, code: str = THROTTLING_CODE, **options: Any) -> None:
         """As ``RegistryBackend.inject_fault`` (``message``, ``status``, ``times``, ``after_apply``)."""
         self._control("POST", "faults", {"operation": operation, "code": code, **options})
 
@@ -129,6 +140,16 @@ class EmulatorProcess(ChildServer, CallLog, FaultControls):
         with urllib.request.urlopen(request, timeout=self.startup_timeout) as response:
             answer: dict[str, Any] = json.load(response)
         return answer
+
+    def _condition_flags(self) -> list[str]:
+        """The flags giving the child ``latency_ms`` and ``throttle`` as its defaults."""
+        flags = ["--latency-ms", str(self.default_latency_ms)]
+        if self.default_throttle is not None:
+            options = self.default_throttle.options()
+            operations = options["operations"]
+            flags += ["--throttle-rate", str(options["rate"]), "--throttle-burst", str(options["burst"])]
+            flags += ["--throttle-operations", *([operations] if isinstance(operations, str) else operations)]
+        return flags
 
     def _did_not_start(self, process: subprocess.Popen[str], line: str) -> str:
         return f"the emulator did not start (exit code {process.poll()}): {line!r}"

@@ -11,8 +11,12 @@ The control API lets tests and benchmarks in another process use the backend as 
     GET  /_emulator/events   {"events": [<EventBridge event>, ...]}, oldest first
     POST /_emulator/reset    forget all SageMaker state, calls, faults and events
     POST /_emulator/faults   {"operation": ..., "code": ..., "times": ..., "after_apply": ...}
-    POST /_emulator/faults/<kind>   a fault rule: rate, denied_group or delay (see faults.py)
-    DELETE /_emulator/faults forget every fault rule and end the delays being waited out
+    POST /_emulator/faults/<kind>   a fault rule: rate, denied_group, delay, throttle or latency (faults.py)
+    DELETE /_emulator/faults forget every fault rule, end the waits, back to the default latency and throttle
+
+The latency (``--latency-ms``, ``POST /_emulator/faults/latency``) applies to every request but the
+control API's: the backend waits it for SageMaker's, this app before handing S3's and STS's to moto. The
+server answers each connection in a thread of its own, so the waits of concurrent clients overlap.
 
 The events are the ``SageMaker Model Package State Change`` events SageMaker would have sent to
 EventBridge, so a test in another process can hand them to a Lambda handler as ``handler(event, None)``.
@@ -52,6 +56,7 @@ class EmulatorApp:
             return self._control(Request(environ))(environ, start_response)
         if is_sagemaker(environ.get("HTTP_X_AMZ_TARGET")):
             return self._sagemaker(environ, start_response)
+        self.backend.wait_latency()
         return self._moto(environ, start_response)
 
     def _control(self, request: Request) -> Response:
