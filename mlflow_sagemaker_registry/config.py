@@ -34,6 +34,9 @@ ARTIFACT_MODES = frozenset({"copy", "reference"})
 ON_DELETE = frozenset({"reject", "delete"})
 APPROVAL_CONFLICTS = frozenset({"sagemaker", "mlflow"})
 """Who wins when MLflow and SageMaker both changed a version's approval since the last sync."""
+DEFAULT_CONCURRENCY = 16
+"""Requests in flight at once per kind (SageMaker, S3, MLflow): a reconcile waits on round trips, not CPU."""
+MAX_CONCURRENCY = 128
 INSTANCE_TYPE_PATTERN = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9-]+")
 APPROVAL_KEYS = frozenset({"stages", "aliases", "tag", "lifecycle_stages", "alias_lifecycle_stages"})
 
@@ -89,6 +92,7 @@ class Settings:
     headline_metric: str | None = None
     retry_mode: str = "standard"
     max_attempts: int = 10
+    concurrency: int = DEFAULT_CONCURRENCY
     safety_min_existing: int = 10
     safety_max_fraction: float = 0.3
     approval_conflicts: str = "sagemaker"
@@ -126,6 +130,7 @@ _SCALARS: Mapping[str, type] = {
     f.name: str for f in fields(Settings) if f.name not in {"images", "approval", *_LISTS}
 } | {
     "max_attempts": int,
+    "concurrency": int,
     "safety_min_existing": int,
     "safety_max_fraction": float,
     "prune": bool,
@@ -316,6 +321,10 @@ def _validate(settings: Settings) -> None:
         )
     if settings.retry_mode not in {"standard", "adaptive", "legacy"}:
         raise ConfigError(f"retry_mode {settings.retry_mode!r}: use standard or adaptive")
+    if not 1 <= settings.concurrency <= MAX_CONCURRENCY:
+        raise ConfigError(
+            f"concurrency {settings.concurrency}: use 1 (one request at a time) to {MAX_CONCURRENCY}"
+        )
     if settings.group_prefix and (
         len(settings.group_prefix) > 31
         or not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,30}", settings.group_prefix)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .actions import Action
@@ -37,7 +38,7 @@ from .mapping.identity import (
 )
 from .mapping.tags import TAG_PACKAGE_ARN
 from .planner import Plan, plan_model, plan_unreadable, retire_actions, trusted_packages
-from .ports import Gateways
+from .ports import Gateways, Registry
 from .rollback import plan_rollback
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,20 @@ class _PlanOptions:
     prune: bool = False
 
 
+class GroupReads:
+    """How one plan reads model package groups: one group at a time, or from the whole account's
+    listing read once (`Registry.list_groups`), which answers for the groups it does not hold too."""
+
+    def __init__(self, registry: Registry, listings: Mapping[str, GroupListing] | None = None) -> None:
+        self._registry = registry
+        self._listings = listings
+
+    def listing(self, name: str) -> GroupListing | None:
+        if self._listings is None:
+            return self._registry.list_group(name)
+        return self._listings.get(name)
+
+
 class Engine:
     """Plans and applies reconciles of chosen models (or all of them)."""
 
@@ -97,12 +112,26 @@ class Engine:
         setting) retires the packages of versions deleted in MLflow, as `on_delete` says.
         """
         options = _PlanOptions(pull_only, deep, self.settings.prune if prune is None else prune)
-        plan = Plan()
-        for name in self._names(names):
-            plan = plan + self._plan_isolated(name, options)
-        return plan
+        groups = self._group_reads(whole_registry=not names)
+        chosen = self._names(names)
+        # Each model is read and planned on its own (MLflow and SageMaker reads are round trips); the
+        # plans are joined in name order, so a plan reads the same whatever finished first.
+        with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="mlsync-plan") as pool:
+            plans = list(pool.map(lambda name: self._plan_isolated(name, options, groups), chosen))
+        return sum(plans, Plan())
 
-    def _plan_isolated(self, name: str, options: _PlanOptions) -> Plan:
+    def _group_reads(self, *, whole_registry: bool) -> GroupReads:
+        """Where this plan reads group listings: the whole account's at once for a whole-registry plan
+        (a few pages instead of two reads per model), else one group at a time."""
+        if not whole_registry:
+            return GroupReads(self.registry)
+        try:
+            return GroupReads(self.registry, self.registry.list_groups(self.settings.group_prefix))
+        except GatewayError as exc:
+            log.warning("listing every model package group failed (%s); reading one group at a time", exc)
+            return GroupReads(self.registry)
+
+    def _plan_isolated(self, name: str, options: _PlanOptions, groups: GroupReads) -> Plan:
         """One model's plan; a failure to read it (MLflow or SageMaker) becomes part of the plan, so one
         failing model (throttled past the retries, denied by IAM) never stops the others."""
         model: SourceModel | None = None
@@ -111,7 +140,7 @@ class Engine:
             if model.is_prompt:
                 log.info("skipping %r: it is an MLflow prompt, not a model to deploy", name)
                 return Plan()
-            return self._plan_model(model, options)[0]
+            return self._plan_model(model, options, groups)[0]
         except (SourceError, GatewayError) as exc:
             log.error(
                 "model %r could not be planned: %s (recorded on its versions; the next reconcile retries)",
@@ -251,13 +280,13 @@ class Engine:
 
     def _plan_one(self, name: str) -> tuple[Plan, SourceModel, ObservedGroup | None]:
         """One model's plan, with what it was made from; a failure to read it raises."""
-        return self._plan_model(self.source.read_model(name), _PlanOptions())
+        return self._plan_model(self.source.read_model(name), _PlanOptions(), GroupReads(self.registry))
 
     def _plan_model(
-        self, model: SourceModel, options: _PlanOptions
+        self, model: SourceModel, options: _PlanOptions, groups: GroupReads
     ) -> tuple[Plan, SourceModel, ObservedGroup | None]:
         source_id = self.source.identity()
-        group, listing = self._group(model)
+        group, listing = self._group(model, groups)
         desired: list[PackageSpec | MappingError] = []
         for version in model.versions:
             try:
@@ -281,18 +310,18 @@ class Engine:
             self._check_owner(group)
         return plan, model, observed
 
-    def _group(self, model: SourceModel) -> tuple[GroupSpec, GroupListing | None]:
+    def _group(self, model: SourceModel, groups: GroupReads) -> tuple[GroupSpec, GroupListing | None]:
         """The model's group and its listing (None when it does not exist yet).
 
         A name with a capital letter has its own group name now (mapping.identity.group_name); a group
         an older mlsync made under the plain name keeps being used while it exists and is this model's.
         """
         group = desired_group(model, self.settings)
-        listing = self.registry.list_group(group.name)
+        listing = groups.listing(group.name)
         legacy = legacy_group_name(model.name, self.settings.group_prefix)
         if listing is not None or legacy is None:
             return group, listing
-        old = self.registry.list_group(legacy)
+        old = groups.listing(legacy)
         if old is None:
             return group, None
         linked = any(f":model-package/{legacy}/" in v.tags.get(TAG_PACKAGE_ARN, "") for v in model.versions)

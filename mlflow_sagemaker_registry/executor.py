@@ -9,8 +9,9 @@ the next push plans the same work again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -38,7 +39,7 @@ from .mapping.tags import (
 )
 from .planner import Plan
 from .ports import Gateways
-from .staging import Stager
+from .staging import Staged, Stager
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,15 @@ class Report:
     def ok(self) -> bool:
         return not self.failures
 
+    def extend(self, other: Report) -> None:
+        """Add what `other` records after what this report records."""
+        for entry in fields(self):
+            mine, theirs = getattr(self, entry.name), getattr(other, entry.name)
+            if isinstance(mine, list):
+                mine.extend(theirs)
+            else:
+                setattr(self, entry.name, mine + theirs)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "groups_created": self.groups_created,
@@ -91,11 +101,14 @@ class Report:
 
 @dataclass
 class _Run:
-    """What one `apply` has done so far: the report, and what failed (so dependants are skipped)."""
+    """One action's part of an `apply`: its share of the report, what its staging step made, and what
+    failed so far across the apply (shared by every action's `_Run`, so dependants are skipped)."""
 
-    report: Report = field(default_factory=Report)
-    failed_models: set[str] = field(default_factory=set)
-    failed_versions: set[tuple[str, str]] = field(default_factory=set)
+    report: Report
+    failed_models: dict[str, str]
+    """The models whose group action failed, with why."""
+    failed_versions: set[tuple[str, str]]
+    staged: Staged | None = None
 
     def follows_a_failure(self, action: Action) -> bool:
         """An MLflow write after a failed SageMaker write of its version: what MLflow records follows
@@ -111,43 +124,79 @@ class Executor:
     """
 
     def __init__(self, settings: Settings, gateways: Gateways) -> None:
+        self._concurrency = settings.concurrency
         self._source = gateways.source
         self._registry = gateways.registry
         self._storage = gateways.storage
         self._stager = Stager(settings, gateways)
 
     def apply(self, plan: Plan, progress: Callable[[Action], None] | None = None) -> Report:
-        """Apply every action in order; a failed group or version skips only what depends on it."""
-        run = _Run()
+        """Apply every action, `concurrency` steps at a time, each once what it depends on is done.
+
+        A failed group or version skips only what depends on it. `progress` is called in the calling
+        thread as each action finishes; the report lists what was done in the plan's order.
+        """
+        failed_models: dict[str, str] = {}
+        failed_versions: set[tuple[str, str]] = set()
+        runs = [_Run(Report(), failed_models, failed_versions) for _ in plan.actions]
+        steps = _steps(plan.actions)
+        waiting = {step: len(step.after) for step in steps}
+        dependants: dict[_Step, list[_Step]] = {step: [] for step in steps}
+        for step in steps:
+            for before in step.after:
+                dependants[before].append(step)
+        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="mlsync-apply") as pool:
+            running = {
+                pool.submit(self._do, step, runs[step.index]): step for step in steps if not step.after
+            }
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    step = running.pop(future)
+                    future.result()  # a bug (not an MlsyncError) stops the apply, as it would in sequence
+                    if step.last and progress is not None:
+                        progress(step.action)
+                    for next_step in dependants[step]:
+                        waiting[next_step] -= 1
+                        if not waiting[next_step]:
+                            running[pool.submit(self._do, next_step, runs[next_step.index])] = next_step
+        report = Report()
         # Models that could not be planned failed already; their versions' records are in the plan.
-        run.report.failures.extend(Failure(u.model_name, "", "Plan", u.message) for u in plan.unplanned)
-        for action in plan.actions:
-            try:
-                _HANDLERS[type(action)](self, action, run)
-            except MlsyncError as exc:
-                self._record_failure(action, exc, run)
-            if progress is not None:
-                progress(action)
-        return run.report
+        report.failures.extend(Failure(u.model_name, "", "Plan", u.message) for u in plan.unplanned)
+        for run in runs:
+            report.extend(run.report)
+        return report
+
+    def _do(self, step: _Step, run: _Run) -> None:
+        try:
+            step.handler(self, step.action, run)
+        except MlsyncError as exc:
+            self._record_failure(step.action, exc, run)
 
     def _create_group(self, action: CreateGroup, run: _Run) -> None:
         self._registry.create_group(action.spec)
         run.report.groups_created.append(action.spec.name)
 
+    def _stage_package(self, action: CreatePackage, run: _Run) -> None:
+        """Documents, then the artifact: the slow part of a create, done beside the other versions'."""
+        if action.model_name in run.failed_models:
+            why = run.failed_models[action.model_name]
+            raise MlsyncError(f"group {action.spec.group_name} could not be created: {why}")
+        for document in action.spec.documents:
+            self._storage.put_document(document)
+        run.staged = self._stager.stage(action.spec)
+        run.report.artifacts_uploaded += run.staged.uploaded
+
     def _create_package(self, action: CreatePackage, run: _Run) -> None:
-        """Documents, then the artifact, then the package, then the MLflow back-link, in that order.
+        """The package, then the MLflow back-link, once the model is staged and the group exists.
 
         A crash between the create and the tag leaves a package whose metadata names its version, so
         the next plan adopts it (and its ClientToken makes a retried create return the same package).
         """
         spec = action.spec
-        if spec.model_name in run.failed_models:
-            raise MlsyncError(f"group {spec.group_name} could not be created")
-        for document in spec.documents:
-            self._storage.put_document(document)
-        staged = self._stager.stage(spec)
-        run.report.artifacts_uploaded += staged.uploaded
-        arn = self._registry.create_package(spec, staged.inference)
+        if run.staged is None:
+            return  # staging failed, and that failure is recorded
+        arn = self._registry.create_package(spec, run.staged.inference)
         tags = {
             TAG_PACKAGE_ARN: arn,
             TAG_SYNC_STATUS: sync_status(spec),
@@ -196,7 +245,7 @@ class Executor:
         model, version, name = action.model_name, action.version, type(action).__name__
         run.report.failures.append(Failure(model, version, name, str(exc)))
         if not version:  # a model-level action (its group): the model's creates are skipped
-            run.failed_models.add(model)
+            run.failed_models[model] = str(exc)
             log.error("model %r: %s failed: %s", model, name, exc)
             return
         run.failed_versions.add((model, version))
@@ -207,17 +256,74 @@ class Executor:
             log.error("could not record the failure on model %r version %s: %s", model, version, tag_exc)
 
 
-_HANDLERS: Mapping[type, Callable[[Executor, Any, _Run], None]] = {
-    CreateGroup: Executor._create_group,
-    CreatePackage: Executor._create_package,
-    UpdatePackage: Executor._update_package,
-    DeletePackage: Executor._delete_package,
-    LinkVersion: Executor._link_version,
-    PullApproval: Executor._pull_approval,
-    MoveAlias: Executor._move_alias,
-    RecordProblem: Executor._record_problem,
+_Handler = Callable[[Executor, Any, _Run], None]
+
+_HANDLERS: Mapping[type, tuple[_Handler, ...]] = {
+    CreateGroup: (Executor._create_group,),
+    CreatePackage: (Executor._stage_package, Executor._create_package),
+    UpdatePackage: (Executor._update_package,),
+    DeletePackage: (Executor._delete_package,),
+    LinkVersion: (Executor._link_version,),
+    PullApproval: (Executor._pull_approval,),
+    MoveAlias: (Executor._move_alias,),
+    RecordProblem: (Executor._record_problem,),
 }
-"""The one place an action's type decides what happens: one handler per action class."""
+"""The one place an action's type decides what happens: the handlers of its steps, in order. Only the
+last step waits for other actions (see `_steps`); the ones before it run as soon as a worker is free."""
+
+
+@dataclass(eq=False)
+class _Step:
+    """One handler call of one action, and the steps it must wait for."""
+
+    index: int
+    """The action's place in the plan."""
+    action: Action
+    handler: _Handler
+    after: list[_Step]
+    last: bool
+
+
+def _steps(actions: Sequence[Action]) -> list[_Step]:
+    """The steps of `actions` and what each waits for, so concurrency keeps what order meant.
+
+    An action's first step waits for its model's group action (nothing is staged for a group that
+    failed). Its last step waits for its own step before it; for the previous action of the same
+    version (a version's MLflow write follows its SageMaker write); for its model's group action (a
+    create needs the group); for the previous create of its model (SageMaker numbers a group's
+    packages in creation order, so they follow MLflow's version order); and for the version named by
+    `UpdatePackage.after` (a rollback rejects only once the target is approved).
+    """
+    steps: list[_Step] = []
+    last_of_version: dict[tuple[str, str], _Step] = {}
+    group_of_model: dict[str, _Step] = {}
+    last_create: dict[str, _Step] = {}
+    for index, action in enumerate(actions):
+        handlers = _HANDLERS[type(action)]
+        model, version = action.model_name, action.version
+        group = group_of_model.get(model)
+        chain: list[_Step] = []
+        for handler in handlers:
+            after = chain[-1:] or ([group] if group is not None else [])
+            chain.append(_Step(index, action, handler, after, handler is handlers[-1]))
+        final = chain[-1]
+        before = [
+            last_of_version.get((model, version)),
+            group,
+            last_create.get(model) if isinstance(action, CreatePackage) else None,
+            last_of_version.get((model, action.after))
+            if isinstance(action, UpdatePackage) and action.after
+            else None,
+        ]
+        final.after.extend(step for step in before if step is not None and step not in final.after)
+        if version:
+            last_of_version[(model, version)] = final
+        else:
+            group_of_model[model] = final
+        if isinstance(action, CreatePackage):
+            last_create[model] = final
+        steps.extend(chain)
+    return steps
 
 
 def _stamped(tags: Mapping[str, str], stamp_approved: bool) -> dict[str, str]:

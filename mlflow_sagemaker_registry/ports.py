@@ -65,6 +65,14 @@ class Registry(Protocol):
         """The group with the summaries of its packages, or None when it does not exist."""
         ...
 
+    def list_groups(self, name_prefix: str = "") -> dict[str, GroupListing]:
+        """Every group whose name starts with `name_prefix`, with its summaries, keyed by exact name.
+
+        What a whole-registry reconcile reads instead of one `list_group` per model: a few listing
+        pages for the whole account.
+        """
+        ...
+
     def group_tags(self, group_name: str) -> Mapping[str, str] | None:
         """The group's tags (its owner is `mlflow.registered_model`), or None when it does not exist."""
         ...

@@ -18,8 +18,12 @@ from .sources.mlflow_registry import MlflowSource
 
 def connect(settings: Settings) -> Engine:
     """An engine reading the configured MLflow registry and writing the configured AWS account."""
-    clients = aws_clients(settings.region, settings.retry_mode, settings.max_attempts)
-    source = MlflowSource(settings.tracking_uri, settings.registry_uri, settings.source_id)
+    clients = aws_clients(
+        settings.region, settings.retry_mode, settings.max_attempts, concurrency=settings.concurrency
+    )
+    source = MlflowSource(
+        settings.tracking_uri, settings.registry_uri, settings.source_id, concurrency=settings.concurrency
+    )
     registry = SageMakerRegistry(clients.sagemaker, clients.sts)
     images = load_sdk_framework_images(clients.sagemaker.meta.region_name)
     return Engine(settings, Gateways(source, registry, S3Storage(clients.s3), images))

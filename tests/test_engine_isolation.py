@@ -32,13 +32,10 @@ def backend(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Regist
 
 
 def test_a_model_that_cannot_be_planned_does_not_stop_the_others(backend: RegistryBackend) -> None:
-    backend.inject_fault(
-        "DescribeModelPackageGroup",
-        "AccessDeniedException",
-        message=f"not authorized to perform sagemaker:DescribeModelPackageGroup on {group_name(DENIED)}",
-    )
+    # Named models are read one group at a time (a whole-registry push lists every group at once).
+    backend.deny_group(group_name(DENIED))
 
-    result = mlsync("push", "--all")
+    result = mlsync("push", DENIED, FINE)
 
     assert result.exit_code == 1, result.output
     assert f"! cannot plan model '{DENIED}'" in result.output
@@ -48,6 +45,7 @@ def test_a_model_that_cannot_be_planned_does_not_stop_the_others(backend: Regist
     assert TAG_PACKAGE_ARN not in denied
     assert denied[TAG_SYNC_STATUS].startswith("failed: ") and "not authorized" in denied[TAG_SYNC_STATUS]
 
+    backend.clear_faults()
     repaired = mlsync("push", "--all")  # the denial is gone: the next push mirrors it
 
     assert repaired.exit_code == 0, repaired.output
@@ -55,9 +53,9 @@ def test_a_model_that_cannot_be_planned_does_not_stop_the_others(backend: Regist
 
 
 def test_plan_and_json_name_the_model_that_could_not_be_planned(backend: RegistryBackend) -> None:
-    backend.inject_fault("DescribeModelPackageGroup", "AccessDeniedException", message="denied")
+    backend.deny_group(group_name(DENIED))
 
-    result = mlsync("--output", "json", "plan", "--all")
+    result = mlsync("--output", "json", "plan", DENIED, FINE)
 
     assert result.exit_code == 1
     assert '"unplanned": [\n    {\n      "model": "a denied model"' in result.output

@@ -265,8 +265,9 @@ def test_a_failed_group_skips_its_models_creates_but_not_another_models(ports: P
         (MODEL, "", "CreateGroup"),
         (MODEL, "1", "CreatePackage"),
     ]
-    assert report.failures[1].message == f"group {MODEL} could not be created"
-    assert ports.tags()[TAG_SYNC_STATUS] == f"failed: group {MODEL} could not be created"
+    why = report.failures[0].message
+    assert report.failures[1].message == f"group {MODEL} could not be created: {why}"
+    assert ports.tags()[TAG_SYNC_STATUS] == f"failed: group {MODEL} could not be created: {why}"
     assert ports.registry.call_counts()["CreateModelPackage"] == 1
     assert [p.group_name for p in ports.registry.packages(OTHER)] == [OTHER]
     assert not report.ok
@@ -387,6 +388,6 @@ def test_the_report_as_data_has_every_field(ports: Ports) -> None:
         "artifacts_uploaded": 0,
         "failures": [
             Failure(MODEL, "", "CreateGroup", "denied").__dict__,
-            Failure(MODEL, "1", "CreatePackage", f"group {MODEL} could not be created").__dict__,
+            Failure(MODEL, "1", "CreatePackage", f"group {MODEL} could not be created: denied").__dict__,
         ],
     }

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
 
 RetryMode = Literal["legacy", "standard", "adaptive"]
+_BOTOCORE_POOL = 10  # botocore's default `max_pool_connections`
 
 # Codes meaning "the named resource is not there". SageMaker has no such code: it answers a missing
 # group or package with a ValidationException whose message says so (see `_is_not_found`).
@@ -54,6 +55,7 @@ def aws_clients(
     retry_mode: str = "standard",
     max_attempts: int = 10,
     session: boto3.Session | None = None,
+    concurrency: int = 1,
 ) -> AwsClients:
     """Build the SageMaker, S3 and STS clients for one region.
 
@@ -62,6 +64,8 @@ def aws_clients(
         retry_mode: botocore's retry mode; "standard" and "adaptive" also retry ThrottlingException.
         max_attempts: attempts per call, the first one included (as AWS_MAX_ATTEMPTS counts them).
         session: a boto3 session (a profile); None uses boto3's default credential chain.
+        concurrency: requests the caller makes at once; each client keeps that many connections open
+            (botocore's default pool of 10 would make the rest wait and warn).
 
     Raises:
         ConfigError: no region could be resolved, or the retry mode is unknown.
@@ -78,6 +82,7 @@ def aws_clients(
         # botocore's `max_attempts` counts retries only; `total_max_attempts` is AWS_MAX_ATTEMPTS' meaning.
         retries={"mode": _retry_mode(retry_mode), "total_max_attempts": max_attempts},
         user_agent_extra=f"mlsync/{_version()}",
+        max_pool_connections=max(_BOTOCORE_POOL, concurrency),
     )
     return AwsClients(
         sagemaker=session.client("sagemaker", config=config),

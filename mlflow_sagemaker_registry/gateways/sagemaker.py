@@ -36,6 +36,8 @@ if TYPE_CHECKING:
         CreateModelPackageInputTypeDef,
         DescribeModelPackageOutputTypeDef,
         InferenceSpecificationTypeDef,
+        ListModelPackageGroupsInputPaginateTypeDef,
+        ListModelPackagesInputPaginateTypeDef,
         MetadataPropertiesTypeDef,
         ModelLifeCycleTypeDef,
         ModelPackageContainerDefinitionOutputTypeDef,
@@ -44,6 +46,10 @@ if TYPE_CHECKING:
         UserContextTypeDef,
     )
     from mypy_boto3_sts import STSClient
+
+
+_PAGE_SIZE = 100
+"""The most a ListModelPackages or ListModelPackageGroups page holds (`MaxResults`)."""
 
 
 class SageMakerRegistry:
@@ -64,35 +70,72 @@ class SageMakerRegistry:
                 group = self._sm.describe_model_package_group(ModelPackageGroupName=group_name)
         except NotFoundError:
             return None
-        summaries = sorted(self._summaries(group_name), key=lambda summary: summary.package_version)
+        summaries = [summary for _, summary in self._summaries(group_name)]
         return GroupListing(
             name=group["ModelPackageGroupName"],
             description=group.get("ModelPackageGroupDescription", ""),
-            summaries=tuple(summaries),
+            summaries=_in_version_order(summaries),
         )
 
-    def _summaries(self, group_name: str) -> Iterator[PackageSummary]:
-        """Every package of the group, across pages.
+    def list_groups(self, name_prefix: str = "") -> dict[str, GroupListing]:
+        """Every group whose name starts with `name_prefix`, with its package summaries, by name.
 
-        `ModelPackageGroupName` is what makes AWS list the group's versioned packages at all.
+        Two listings instead of one describe and one list per group: ListModelPackageGroups and
+        ListModelPackages(ModelPackageType=Versioned) across the account, 100 per page, so a whole-registry
+        reconcile costs ceil(groups / 100) + ceil(packages / 100) reads. A package listed for a group
+        created after the group listing is left out: that group is seen by the next reconcile.
         """
+        groups: dict[str, tuple[str, list[PackageSummary]]] = {}
+        request: ListModelPackageGroupsInputPaginateTypeDef = {"PaginationConfig": {"PageSize": _PAGE_SIZE}}
+        if name_prefix:
+            request["NameContains"] = name_prefix  # a substring filter: the prefix is checked below
+        paginator = self._sm.get_paginator("list_model_package_groups")
+        with aws_errors("ListModelPackageGroups", f"the groups named {name_prefix}*"):
+            for page in paginator.paginate(**request):
+                for group in page["ModelPackageGroupSummaryList"]:
+                    if group["ModelPackageGroupName"].startswith(name_prefix):
+                        description = group.get("ModelPackageGroupDescription", "")
+                        groups[group["ModelPackageGroupName"]] = (description, [])
+        for group_name, summary in self._summaries(name_contains=name_prefix):
+            if group_name in groups:
+                groups[group_name][1].append(summary)
+        return {
+            name: GroupListing(name, description, _in_version_order(summaries))
+            for name, (description, summaries) in groups.items()
+        }
+
+    def _summaries(
+        self, group_name: str | None = None, name_contains: str = ""
+    ) -> Iterator[tuple[str, PackageSummary]]:
+        """The versioned packages of one group (or of every group), with their group's name, across pages.
+
+        `ModelPackageGroupName` or `ModelPackageType` is what makes AWS list versioned packages at all.
+        """
+        request: ListModelPackagesInputPaginateTypeDef = {"PaginationConfig": {"PageSize": _PAGE_SIZE}}
+        if group_name is not None:
+            request["ModelPackageGroupName"] = group_name
+        else:
+            request["ModelPackageType"] = "Versioned"
+        if name_contains:
+            request["NameContains"] = name_contains
         paginator = self._sm.get_paginator("list_model_packages")
-        with aws_errors("ListModelPackages", group_name):
-            for page in paginator.paginate(
-                ModelPackageGroupName=group_name, PaginationConfig={"PageSize": 100}
-            ):
+        with aws_errors("ListModelPackages", group_name or "the versioned packages"):
+            for page in paginator.paginate(**request):
                 for summary in page["ModelPackageSummaryList"]:
                     lifecycle = summary.get("ModelLifeCycle")
-                    yield PackageSummary(
-                        arn=summary["ModelPackageArn"],
-                        package_version=summary.get("ModelPackageVersion", 0),
-                        approval=ApprovalStatus(
-                            summary.get("ModelApprovalStatus", ApprovalStatus.PENDING.value)
+                    yield (
+                        summary.get("ModelPackageGroupName", ""),
+                        PackageSummary(
+                            arn=summary["ModelPackageArn"],
+                            package_version=summary.get("ModelPackageVersion", 0),
+                            approval=ApprovalStatus(
+                                summary.get("ModelApprovalStatus", ApprovalStatus.PENDING.value)
+                            ),
+                            lifecycle=Lifecycle(lifecycle["Stage"], lifecycle["StageStatus"])
+                            if lifecycle
+                            else None,
+                            status=summary.get("ModelPackageStatus", "Completed"),
                         ),
-                        lifecycle=Lifecycle(lifecycle["Stage"], lifecycle["StageStatus"])
-                        if lifecycle
-                        else None,
-                        status=summary.get("ModelPackageStatus", "Completed"),
                     )
 
     def describe_package(self, arn: str) -> ObservedPackage:
@@ -188,6 +231,10 @@ class SageMakerRegistry:
         """The caller's account id, asked of STS once per registry (the credentials do not change)."""
         with aws_errors("GetCallerIdentity", "the current AWS credentials"):
             return self._sts.get_caller_identity()["Account"]
+
+
+def _in_version_order(summaries: list[PackageSummary]) -> tuple[PackageSummary, ...]:
+    return tuple(sorted(summaries, key=lambda summary: summary.package_version))
 
 
 def _already_exists(exc: ClientError) -> bool:

@@ -15,7 +15,9 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,8 @@ class MlflowSource:
         source_id: The identity to report instead of one derived from the URIs, for registries reached
             under different URIs by different clients (a load balancer, a private DNS name).
         page_size: Results per search call; tests lower it to exercise pagination.
+        concurrency: MLflow requests in flight at once when reading one model's versions (each
+            version's run and download URI is a round trip to a tracking server).
 
     Raises:
         SourceError: a SQLite database or file store that the URIs name does not exist. MLflow would
@@ -80,6 +84,7 @@ class MlflowSource:
         source_id: str | None = None,
         *,
         page_size: int = PAGE_SIZE,
+        concurrency: int = 1,
     ) -> None:
         # MlflowClient opens (and so creates) the tracking store at once: check that it exists first.
         resolved_tracking_uri = tracking_uri or mlflow.get_tracking_uri()
@@ -92,6 +97,9 @@ class MlflowSource:
         self._registry_uri: str = self._client._registry_uri or self._tracking_uri
         _require_local_store(self._registry_uri)
         self._page_size = page_size
+        self._concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._identity = source_id or _normalize_uri(self._registry_uri)
         tracking = _normalize_uri(self._tracking_uri)
         registry = _normalize_uri(self._registry_uri)
@@ -119,7 +127,7 @@ class MlflowSource:
         version is picked up by the next sync once it is READY.
 
         Cost per READY version: one `get_run` (shared by versions of the same run) and one
-        `get_model_version_download_uri`.
+        `get_model_version_download_uri`, `concurrency` of them in flight at once.
         """
         try:
             with self._translate(f"reading model {name!r}"):
@@ -139,16 +147,30 @@ class MlflowSource:
         aliases: dict[str, set[str]] = {}
         for alias, version in (model.aliases or {}).items():
             aliases.setdefault(str(version), set()).add(alias)
-        runs: dict[str, Any] = {}
-        versions = []
-        registering = []
+        ready, registering = [], []
         for version in sorted(found, key=int):
-            mv = found[version]
-            if mv.status != _READY:
-                log.info("skipping model %r version %s: status is %s, not READY", name, version, mv.status)
+            if found[version].status == _READY:
+                ready.append(version)
+            else:
+                log.info(
+                    "skipping model %r version %s: status is %s, not READY",
+                    name,
+                    version,
+                    found[version].status,
+                )
                 registering.append(version)
-                continue
-            versions.append(self._read_version(mv, version, aliases.get(version, set()), runs))
+        # One read per distinct run (versions of one run share it) and one per version, all at once.
+        first_of_run: dict[str, str] = {}
+        for version in ready:
+            first_of_run.setdefault(found[version].run_id or "", version)
+        first_of_run.pop("", None)
+        run_reads = self._map(lambda run: self._read_run(name, first_of_run[run], run), first_of_run)
+        runs = dict(zip(first_of_run, run_reads, strict=True))
+        uris = self._map(lambda version: self._download_uri(name, version), ready)
+        versions = [
+            self._version(found[v], v, aliases.get(v, set()), uri, runs.get(found[v].run_id))
+            for v, uri in zip(ready, uris, strict=True)
+        ]
         return SourceModel(
             name=model.name,
             description=model.description or "",
@@ -215,15 +237,27 @@ class MlflowSource:
         """The environment MLflow's pyfunc serving image expects (see `mlflow_serving.pyfunc_environment`)."""
         return pyfunc_environment()
 
-    def _read_version(self, mv: Any, version: str, aliases: set[str], runs: dict[str, Any]) -> SourceVersion:
+    def _map(self, read: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """`read` over `items`, up to `concurrency` at a time, results in order; the first failure raises."""
+        items = list(items)
+        if self._concurrency == 1 or len(items) < 2:
+            return [read(item) for item in items]
+        with self._pool_lock:  # one pool per source, made on first use: threads are not free
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="mlsync-mlflow")
+        return list(self._pool.map(read, items))
+
+    def _download_uri(self, name: str, version: str) -> str:
+        with self._translate(f"reading model {name!r} version {version}"):
+            uri: str = self._client.get_model_version_download_uri(name, version)
+        return uri
+
+    def _version(
+        self, mv: Any, version: str, aliases: set[str], artifact_uri: str, run: Any
+    ) -> SourceVersion:
         """One READY version with its run's data; a run that is gone leaves the run fields empty."""
         name: str = mv.name
         run_id: str | None = mv.run_id or None
-        with self._translate(f"reading model {name!r} version {version}"):
-            artifact_uri: str = self._client.get_model_version_download_uri(name, version)
-            if run_id is not None and run_id not in runs:
-                runs[run_id] = self._read_run(name, version, run_id)
-        run = runs[run_id] if run_id is not None else None
         without_run = SourceVersion(
             model_name=name,
             version=version,
@@ -253,9 +287,11 @@ class MlflowSource:
     def _read_run(self, name: str, version: str, run_id: str) -> Any:
         """The run, or None when it is permanently unreadable (see _PERMANENT_RUN_ERRORS)."""
         try:
-            return self._client.get_run(run_id)
-        except MlflowException as exc:
-            if exc.error_code not in _PERMANENT_RUN_ERRORS:
+            with self._translate(f"reading model {name!r} version {version}"):
+                return self._client.get_run(run_id)
+        except SourceError as error:
+            exc = error.__cause__
+            if not isinstance(exc, MlflowException) or exc.error_code not in _PERMANENT_RUN_ERRORS:
                 raise
             log.warning(
                 "model %r version %s: run %s cannot be read (%s); mirroring it without params or metrics",

@@ -45,6 +45,7 @@ from __future__ import annotations
 import abc
 import math
 import shutil
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -92,7 +93,7 @@ flavors:
   python_function: {{loader_module: mlflow.pyfunc.model, python_version: 3.11.7}}
 mlflow_version: {MODEL_MLFLOW_VERSION}
 """
-_PACKAGES_PER_LIST = 100  # the page size `SageMakerRegistry` asks ListModelPackages for
+_PACKAGES_PER_LIST = 100  # the page size `SageMakerRegistry` asks its listings for
 _VALIDATION = "ValidationException"
 
 
@@ -117,6 +118,9 @@ class _Fake(abc.ABC):
         self.calls: list[str] = []
         """Every operation called, oldest first (failed calls included, as in the emulator's log)."""
         self._faults: dict[str, list[_Fault]] = {}
+        # An engine calls its ports from several threads at once; one call at a time keeps each fake's
+        # state (and its call log) as consistent as the real service's.
+        self._lock = threading.RLock()
 
     def call_counts(self) -> Counter[str]:
         """How many times each operation was called."""
@@ -152,15 +156,16 @@ class _Fake(abc.ABC):
     @contextmanager
     def _call(self, operation: str) -> Iterator[None]:
         """Log one call of `operation` and raise its injected failure before or after the body runs."""
-        self.calls.append(operation)
-        fault = next((f for f in self._faults.get(operation, []) if f.remaining > 0), None)
-        if fault is not None:
-            fault.remaining -= 1
-            if not fault.after_apply:
+        with self._lock:
+            self.calls.append(operation)
+            fault = next((f for f in self._faults.get(operation, []) if f.remaining > 0), None)
+            if fault is not None:
+                fault.remaining -= 1
+                if not fault.after_apply:
+                    raise fault.error.with_traceback(None)
+            yield
+            if fault is not None:
                 raise fault.error.with_traceback(None)
-        yield
-        if fault is not None:
-            raise fault.error.with_traceback(None)
 
 
 def _aws_error(operation: str, resource: str, message: str, code: str) -> GatewayError:
@@ -431,6 +436,7 @@ class MemoryRegistry(_Fake):
         {
             "CreateModelPackageGroup",
             "DescribeModelPackageGroup",
+            "ListModelPackageGroups",
             "ListModelPackages",
             "ListTags",
             "CreateModelPackage",
@@ -513,12 +519,31 @@ class MemoryRegistry(_Fake):
             group = self._groups.get(group_name)
         if group is None:
             return None
-        packages = self.packages(group_name)
-        for _ in range(max(1, math.ceil(len(packages) / _PACKAGES_PER_LIST))):
-            with self._call("ListModelPackages"):
+        listing = self._listing(group_name)
+        self._count_pages("ListModelPackages", len(listing.summaries))
+        return listing
+
+    def list_groups(self, name_prefix: str = "") -> dict[str, GroupListing]:
+        self._count_pages("ListModelPackageGroups", len(self._groups))
+        listings = {
+            name: self._listing(name) for name in sorted(self._groups) if name.startswith(name_prefix)
+        }
+        self._count_pages("ListModelPackages", sum(len(g.summaries) for g in listings.values()))
+        return listings
+
+    def _listing(self, group_name: str) -> GroupListing:
+        spec = self._groups[group_name].spec
+        summaries = tuple(
+            PackageSummary(p.arn, p.package_version, p.approval, p.lifecycle)
+            for p in self.packages(group_name)
+        )
+        return GroupListing(spec.name, spec.description, summaries)
+
+    def _count_pages(self, operation: str, items: int) -> None:
+        """One call of `operation` per page of `items` (an empty listing is one page too)."""
+        for _ in range(max(1, math.ceil(items / _PACKAGES_PER_LIST))):
+            with self._call(operation):
                 pass
-        summaries = tuple(PackageSummary(p.arn, p.package_version, p.approval, p.lifecycle) for p in packages)
-        return GroupListing(group.spec.name, group.spec.description, summaries)
 
     def describe_package(self, arn: str) -> ObservedPackage:
         with self._call("DescribeModelPackage"):

@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from ...actions import Action
+from ...config import DEFAULT_CONCURRENCY
 from ...executor import Report
 from ...plan_output import (
     failure_lines,
@@ -60,6 +61,11 @@ from .webhook import serve, webhook
 )
 @click.option("--region", help="AWS region (default: boto3's chain: AWS_DEFAULT_REGION, the profile).")
 @click.option("--s3-prefix", help="s3://bucket/prefix for the documents and artifacts mlsync writes.")
+@click.option(
+    "--concurrency",
+    type=int,
+    help=f"Requests in flight at once to SageMaker, S3 and MLflow each (default {DEFAULT_CONCURRENCY}).",
+)
 @click.option("--output", type=click.Choice(OUTPUTS), default="text", show_default=True)
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.pass_context
