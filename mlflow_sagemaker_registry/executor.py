@@ -139,9 +139,9 @@ class Executor:
         failed_models: dict[str, str] = {}
         failed_versions: set[tuple[str, str]] = set()
         runs = [_Run(Report(), failed_models, failed_versions) for _ in plan.actions]
-        steps = _steps(plan.actions)
+        steps = _tasks(plan.actions)
         waiting = {step: len(step.after) for step in steps}
-        dependants: dict[_Step, list[_Step]] = {step: [] for step in steps}
+        dependants: dict[_Task, list[_Task]] = {step: [] for step in steps}
         for step in steps:
             for before in step.after:
                 dependants[before].append(step)
@@ -167,11 +167,14 @@ class Executor:
             report.extend(run.report)
         return report
 
-    def _do(self, step: _Step, run: _Run) -> None:
+    def _do(self, step: _Task, run: _Run) -> None:
         try:
             step.handler(self, step.action, run)
         except MlsyncError as exc:
             self._record_failure(step.action, exc, run)
+        else:
+            if step.last:  # one line per action at -v: readable whatever order actions finish in
+                log.info("done %s", step.action.text())
 
     def _create_group(self, action: CreateGroup, run: _Run) -> None:
         self._registry.create_group(action.spec)
@@ -269,22 +272,22 @@ _HANDLERS: Mapping[type, tuple[_Handler, ...]] = {
     RecordProblem: (Executor._record_problem,),
 }
 """The one place an action's type decides what happens: the handlers of its steps, in order. Only the
-last step waits for other actions (see `_steps`); the ones before it run as soon as a worker is free."""
+last step waits for other actions (see `_tasks`); the ones before it run as soon as a worker is free."""
 
 
 @dataclass(eq=False)
-class _Step:
+class _Task:
     """One handler call of one action, and the steps it must wait for."""
 
     index: int
     """The action's place in the plan."""
     action: Action
     handler: _Handler
-    after: list[_Step]
+    after: list[_Task]
     last: bool
 
 
-def _steps(actions: Sequence[Action]) -> list[_Step]:
+def _tasks(actions: Sequence[Action]) -> list[_Task]:
     """The steps of `actions` and what each waits for, so concurrency keeps what order meant.
 
     An action's first step waits for its model's group action (nothing is staged for a group that
@@ -294,18 +297,18 @@ def _steps(actions: Sequence[Action]) -> list[_Step]:
     packages in creation order, so they follow MLflow's version order); and for the version named by
     `UpdatePackage.after` (a rollback rejects only once the target is approved).
     """
-    steps: list[_Step] = []
-    last_of_version: dict[tuple[str, str], _Step] = {}
-    group_of_model: dict[str, _Step] = {}
-    last_create: dict[str, _Step] = {}
+    steps: list[_Task] = []
+    last_of_version: dict[tuple[str, str], _Task] = {}
+    group_of_model: dict[str, _Task] = {}
+    last_create: dict[str, _Task] = {}
     for index, action in enumerate(actions):
         handlers = _HANDLERS[type(action)]
         model, version = action.model_name, action.version
         group = group_of_model.get(model)
-        chain: list[_Step] = []
+        chain: list[_Task] = []
         for handler in handlers:
             after = chain[-1:] or ([group] if group is not None else [])
-            chain.append(_Step(index, action, handler, after, handler is handlers[-1]))
+            chain.append(_Task(index, action, handler, after, handler is handlers[-1]))
         final = chain[-1]
         before = [
             last_of_version.get((model, version)),

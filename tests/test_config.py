@@ -108,6 +108,7 @@ def test_a_flag_given_as_none_is_not_given(tmp_path: Path) -> None:
         ("headline_metric", "test_f1", "test_f1"),
         ("retry_mode", "adaptive", "adaptive"),
         ("max_attempts", "4", 4),
+        ("concurrency", "32", 32),
         ("safety_min_existing", " 25 ", 25),
         ("safety_max_fraction", "0.5", 0.5),
     ],
@@ -118,6 +119,12 @@ def test_every_scalar_setting_reads_its_mlsync_variable(
     settings = load(tmp_path, env={f"MLSYNC_{name.upper()}": raw})
     assert getattr(settings, name) == value
     assert type(getattr(settings, name)) is type(value)
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "129"])
+def test_concurrency_outside_one_to_128_is_refused_with_the_range(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ConfigError, match=r"concurrency .*: use 1 \(one request at a time\) to 128"):
+        load(tmp_path, env={"MLSYNC_CONCURRENCY": raw})
 
 
 def test_the_process_environment_and_working_directory_are_the_defaults(
