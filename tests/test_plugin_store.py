@@ -377,6 +377,22 @@ def test_a_version_that_never_becomes_ready_is_recorded_as_failed(engine: FakeEn
     assert tag.value.startswith("failed: version 1 was still registering after 0 s")
 
 
+def test_at_exit_the_queue_runs_at_once_and_a_later_change_is_logged(
+    engine: FakeEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = MirrorWorker(engine_of(engine), RecordingStore("inner"), quiet=60)  # a pause no test waits out
+    worker.submit(Job("m"))
+
+    worker.hurry(10)
+
+    assert worker.flush(10)
+    assert engine.calls == [("push", ["m"])]
+    worker.submit(Job("late"))  # an exit hook that runs after the drain: refused, and said so
+    assert worker.flush(10)
+    assert engine.calls == [("push", ["m"])]
+    assert "model 'late' changed after the process began exiting" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("uri", "inner"),
     [

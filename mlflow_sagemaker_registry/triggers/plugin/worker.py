@@ -11,7 +11,7 @@ thread. A forked child starts afresh (the queue's own fork handling).
 What the plugin adds to the shared parts: the engine is built on the worker at the first job; prompts are
 skipped and versions still registering are waited for (`MirrorWorker._prepare`); failures are recorded
 through the inner store; and nothing is lost when a script exits right after registering: the process
-waits for the queue before it ends (see `_drain_at_exit`).
+runs what is queued at once and waits for it before it ends (see `_drain_at_exit`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ EXIT_TIMEOUT = 600.0
 QUIET = 0.05
 """Seconds a model waits after its first queued change before it is mirrored: the user's call returns
 before the worker competes with it for the GIL, and the changes a script makes right after registering
-(an alias, a tag) join the first push."""
+(an alias, a tag) join the first push. Skipped at exit, where no later change can join it."""
 
 PENDING_REGISTRATION = "PENDING_REGISTRATION"
 """The status of a model version whose files MLflow is still copying (`ModelVersionStatus`)."""
@@ -94,8 +94,26 @@ class MirrorWorker:
         _WORKERS.add(self)
 
     def submit(self, job: Job) -> None:
-        """Queue `job` (merged into a queued push of the same model) and make sure a thread runs it."""
-        self._queue.submit(job)
+        """Queue `job` (merged into a queued push of the same model) and make sure a thread runs it.
+
+        Only a change made after the exit drain began (by a later exit hook) is refused: it is logged,
+        never dropped in silence.
+        """
+        if not self._queue.submit(job):
+            log.warning(
+                "mlsync: %s changed after the process began exiting; `mlsync push` mirrors it",
+                job.describe(),
+            )
+
+    def hurry(self, timeout: float) -> None:
+        """Run what is queued at once, for up to `timeout` seconds, and take nothing new: the process is
+        exiting, so no later change can join a queued push and the quiet pause would only delay the exit.
+
+        The queue's close does it, on a thread of its own: it waits for a running mirror without end,
+        and the exit must not (`_drain_at_exit` keeps the timeout).
+        """
+        name = "mlsync-plugin-exit"
+        threading.Thread(target=self._queue.close, args=(timeout,), name=name, daemon=True).start()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued job has run; False if `timeout` seconds passed first."""
@@ -142,13 +160,15 @@ def wait_for_mirrors(timeout: float | None = None) -> bool:
 
 
 def _drain_at_exit() -> None:
-    """Run what is still queued before the interpreter shuts down.
+    """Run what is still queued before the interpreter shuts down, without the quiet pause.
 
     Registered with `threading._register_atexit`, not `atexit`: those hooks run before the thread pools
     refuse new work (which `atexit` hooks run after), and mirroring a model uploads it with boto3's and
-    MLflow's thread pools. A flush, not the queue's `close`: a close waits for a running mirror without
-    end, and a process must exit even when AWS hangs.
+    MLflow's thread pools. The queues are told to hurry, and this waits with a timeout of its own: a
+    process must exit even when AWS hangs.
     """
+    for worker in list(_WORKERS):
+        worker.hurry(EXIT_TIMEOUT)
     if wait_for_mirrors(EXIT_TIMEOUT):
         return
     left = sorted({job.describe() for worker in list(_WORKERS) for job in worker.queued()})
