@@ -7,10 +7,12 @@ against the SageMaker emulator process and its moto S3 on 127.0.0.1, and the pro
 read from getrusage. `import mlflow` alone peaks near 170 MiB, so the figure that matters is the
 *growth*: the big push's peak minus the tiny push's. Also timed: packing the directory alone
 (`package_model`), and `mlsync verify` of the big package (download, unpack, load, predict).
+With `--models K`, K big models (each its own random bytes) are then pushed in ONE push with
+`--concurrency C` (default 8), staged side by side: does memory stay flat under concurrency too?
 
 Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/bench_artifacts.py [--size-mib 1024] [--skip-verify]
+    .venv/bin/python benchmarks/bench_artifacts.py [--size-mib 1024] [--skip-verify] [--models 3]
 """
 
 from __future__ import annotations
@@ -43,15 +45,17 @@ def main() -> None:
     )
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the big model's weights file")
     parser.add_argument("--skip-verify", action="store_true", help="do not time `mlsync verify`")
-    parser.add_argument("--child", nargs=2, metavar=("COMMAND", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--models", type=int, default=1, help="also push this many big models at once")
+    parser.add_argument("--concurrency", type=int, default=8, help="mlsync's concurrency with --models")
+    parser.add_argument("--child", nargs=2, metavar=("COMMAND", "MODELS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child)
+        child(args.child[0], json.loads(args.child[1]))
     else:
-        run(args.size_mib, verify=not args.skip_verify)
+        run(args.size_mib, verify=not args.skip_verify, models=args.models, concurrency=args.concurrency)
 
 
-def run(size_mib: int, *, verify: bool) -> None:
+def run(size_mib: int, *, verify: bool, models: int, concurrency: int) -> None:
     from mlflow_sagemaker_registry.emulator import EmulatorProcess
 
     with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as tmp, EmulatorProcess() as emulator:
@@ -73,8 +77,8 @@ def run(size_mib: int, *, verify: bool) -> None:
         register(root, weights)
         time_packing(root, size_mib)
 
-        tiny = in_child(env, "push", TINY)
-        big = in_child(env, "push", BIG)
+        tiny = in_child(env, "push", [TINY])
+        big = in_child(env, "push", [BIG])
         growth = big["peak_rss_mib"] - tiny["peak_rss_mib"]
         print(f"push {TINY!r}: peak RSS {tiny['peak_rss_mib']:.0f} MiB, {tiny['seconds']:.1f} s")
         print(
@@ -83,14 +87,35 @@ def run(size_mib: int, *, verify: bool) -> None:
             f"{big['uploaded']} objects uploaded"
         )
         print(f"peak RSS growth for {size_mib} MiB more model: {growth:+.0f} MiB (goal: under 200 MiB)")
-        again = in_child(env, "push", BIG)
+        again = in_child(env, "push", [BIG])
         print(f"re-push {BIG!r}: {again['seconds']:.1f} s, {again['uploaded']} objects uploaded")
         if verify:
             for name in (TINY, BIG):
-                checked = in_child(env, "verify", name)
+                checked = in_child(env, "verify", [name])
                 peak, seconds = checked["peak_rss_mib"], checked["seconds"]
                 outcome = "passed" if checked["ok"] else "FAILED"
                 print(f"verify {name!r}: peak RSS {peak:.0f} MiB, {seconds:.1f} s, {outcome}")
+        if models > 1:
+            push_at_once(root, env, size_mib, models, concurrency, tiny["peak_rss_mib"])
+
+
+def push_at_once(
+    root: Path, env: dict[str, str], size_mib: int, models: int, concurrency: int, tiny_peak: float
+) -> None:
+    """`models` big models (each its own bytes, so none is skipped as already uploaded) in one push."""
+    names = [f"{BIG} {index}" for index in range(1, models + 1)]
+    for name in names:
+        weights = write_weights(root / "weights.bin", size_mib)
+        register_one(name, weights)
+        weights.unlink()
+    pushed = in_child({**env, "MLSYNC_CONCURRENCY": str(concurrency)}, "push", names)
+    growth = pushed["peak_rss_mib"] - tiny_peak
+    print(
+        f"push of {models} x {size_mib} MiB models at concurrency {concurrency}: peak RSS "
+        f"{pushed['peak_rss_mib']:.0f} MiB, {pushed['seconds']:.1f} s = "
+        f"{models * size_mib / pushed['seconds']:.0f} MiB/s; {pushed['uploaded']} objects uploaded"
+    )
+    print(f"peak RSS growth over the tiny push: {growth:+.0f} MiB (goal: under 200 MiB)")
 
 
 def write_weights(path: Path, size_mib: int) -> Path:
@@ -104,23 +129,28 @@ def write_weights(path: Path, size_mib: int) -> Path:
 def register(root: Path, weights: Path) -> None:
     """Register the two models (the big one's directory holds the weights as an MLflow artifact)."""
     import boto3
-    import pandas as pd  # type: ignore[import-untyped]
 
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     (root / "tiny.bin").write_bytes(b"\0" * 1024)
-    example = pd.DataFrame({"x": [1.0, 2.0]})
     for name, artifact in ((TINY, root / "tiny.bin"), (BIG, weights)):
-        started = time.perf_counter()
-        with mlflow.start_run():
-            mlflow.pyfunc.log_model(
-                name="model",
-                python_model=Doubler(),
-                artifacts={"weights": str(artifact)},
-                registered_model_name=name,
-                input_example=example,
-                pip_requirements=["pandas"],
-            )
-        print(f"registered {name!r} in {time.perf_counter() - started:.1f} s")
+        register_one(name, artifact)
+
+
+def register_one(name: str, artifact: Path) -> None:
+    """One version of a custom pyfunc model whose directory holds `artifact` as its weights."""
+    import pandas as pd  # type: ignore[import-untyped]
+
+    started = time.perf_counter()
+    with mlflow.start_run():
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=Doubler(),
+            artifacts={"weights": str(artifact)},
+            registered_model_name=name,
+            input_example=pd.DataFrame({"x": [1.0, 2.0]}),
+            pip_requirements=["pandas"],
+        )
+    print(f"registered {name!r} in {time.perf_counter() - started:.1f} s")
 
 
 def time_packing(root: Path, size_mib: int) -> None:
@@ -144,23 +174,23 @@ def time_packing(root: Path, size_mib: int) -> None:
     )
 
 
-def in_child(env: dict[str, str], command: str, model: str) -> dict[str, Any]:
+def in_child(env: dict[str, str], command: str, models: list[str]) -> dict[str, Any]:
     """Run one mlsync command in a fresh interpreter; its figures are the last line it prints."""
     result = subprocess.run(
-        [sys.executable, __file__, "--child", command, model],
+        [sys.executable, __file__, "--child", command, json.dumps(models)],
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
-        sys.exit(f"{command} {model!r} failed:\n{result.stdout}\n{result.stderr}")
+        sys.exit(f"{command} {models!r} failed:\n{result.stdout}\n{result.stderr}")
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return figures
 
 
-def child(command: str, model: str) -> None:
-    """Push or verify one model through the same code paths as `mlsync push` / `mlsync verify`."""
+def child(command: str, models: list[str]) -> None:
+    """Push or verify models through the same code paths as `mlsync push` / `mlsync verify`."""
     from mlflow_sagemaker_registry.config import load_settings
     from mlflow_sagemaker_registry.sources.mlflow_serving import PyfuncRunner
     from mlflow_sagemaker_registry.verify import Verifier
@@ -170,12 +200,12 @@ def child(command: str, model: str) -> None:
     started = time.perf_counter()
     figures: dict[str, Any] = {}
     if command == "push":
-        _, report = engine.push([model])
+        _, report = engine.push(models)
         if not report.ok:
             sys.exit(f"push failed: {report.failures}")
         figures["uploaded"] = report.artifacts_uploaded
     else:
-        figures["ok"] = Verifier(engine, PyfuncRunner()).verify([model]).ok
+        figures["ok"] = Verifier(engine, PyfuncRunner()).verify(models).ok
     figures["seconds"] = time.perf_counter() - started
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps(figures))

@@ -116,7 +116,8 @@ class Engine:
         chosen = self._names(names)
         # Each model is read and planned on its own (MLflow and SageMaker reads are round trips); the
         # plans are joined in name order, so a plan reads the same whatever finished first.
-        with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="mlsync-plan") as pool:
+        workers = max(1, min(self.settings.concurrency, len(chosen)))  # threads are not free
+        with ThreadPoolExecutor(workers, thread_name_prefix="mlsync-plan") as pool:
             plans = list(pool.map(lambda name: self._plan_isolated(name, options, groups), chosen))
         return sum(plans, Plan())
 

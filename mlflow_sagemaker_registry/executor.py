@@ -145,7 +145,8 @@ class Executor:
         for step in steps:
             for before in step.after:
                 dependants[before].append(step)
-        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="mlsync-apply") as pool:
+        workers = max(1, min(self._concurrency, len(steps)))  # threads are not free
+        with ThreadPoolExecutor(workers, thread_name_prefix="mlsync-apply") as pool:
             running = {
                 pool.submit(self._do, step, runs[step.index]): step for step in steps if not step.after
             }

@@ -15,7 +15,6 @@ import logging
 import math
 import re
 import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
@@ -98,8 +97,6 @@ class MlflowSource:
         _require_local_store(self._registry_uri)
         self._page_size = page_size
         self._concurrency = concurrency
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
         self._identity = source_id or _normalize_uri(self._registry_uri)
         tracking = _normalize_uri(self._tracking_uri)
         registry = _normalize_uri(self._registry_uri)
@@ -242,10 +239,10 @@ class MlflowSource:
         items = list(items)
         if self._concurrency == 1 or len(items) < 2:
             return [read(item) for item in items]
-        with self._pool_lock:  # one pool per source, made on first use: threads are not free
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="mlsync-mlflow")
-        return list(self._pool.map(read, items))
+        # A pool per call, gone when it returns: a long-lived process (the plugin, `mlsync serve`) makes
+        # sources again and again, and a pool kept by each would keep its threads.
+        with ThreadPoolExecutor(min(self._concurrency, len(items)), "mlsync-mlflow") as pool:
+            return list(pool.map(read, items))
 
     def _download_uri(self, name: str, version: str) -> str:
         with self._translate(f"reading model {name!r} version {version}"):
