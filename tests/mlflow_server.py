@@ -17,10 +17,22 @@ import pytest
 
 
 def free_port() -> int:
+    """A port of 127.0.0.1 free a moment ago: another process (a test on another worker) may take it
+    before it is bound again, so a server started on it retries on another (`mlflow_server`)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A port of 127.0.0.1 that refuses connections while the context lasts: bound, never listening, so
+    no other process (a test on another worker) can start listening on it meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port: int = held.getsockname()[1]
+        yield port
 
 
 @contextmanager
@@ -34,9 +46,26 @@ def mlflow_server(
         args: More `mlflow server` options (e.g. `--registry-store-uri`).
         env: The server's whole environment; by default this process's, without `MLFLOW_*`.
     """
-    port = free_port()
     if env is None:
         env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    log = root / "mlflow-server.log"
+    for attempt in range(1, STARTS + 1):
+        process, url = _start(root, free_port(), args, env, log)
+        try:
+            if _started(process, url, log, retry=attempt < STARTS):
+                yield url
+                return
+        finally:
+            _stop(process)
+
+
+STARTS = 3
+"""Attempts at starting the server, each on another port: a port can be taken between choosing and binding."""
+
+
+def _start(
+    root: Path, port: int, args: Sequence[str], env: Mapping[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
     command = [
         sys.executable,
         "-m",
@@ -46,27 +75,35 @@ def mlflow_server(
         f"sqlite:///{root / 'mlflow.db'}",
     ]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", *args]
-    log = root / "mlflow-server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=root, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _started(process: subprocess.Popen[bytes], url: str, log: Path, *, retry: bool) -> bool:
+    """Whether the server answers; False if it could not bind its port and `retry` (another process, a
+    test on another worker, took the port after `free_port` chose it); otherwise fails the test."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if _answers(f"{url}/health"):
+            return True
+        time.sleep(0.2)
+    output = log.read_text()
+    if retry and process.poll() is not None and "address already in use" in output.lower():
+        return False
+    pytest.fail(f"mlflow server did not start:\n{output}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    with suppress(ProcessLookupError):  # its own session: the server and any worker it spawned
+        os.killpg(process.pid, signal.SIGTERM)
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(f"{url}/health"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        with suppress(ProcessLookupError):  # its own session: the server and any worker it spawned
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _answers(url: str) -> bool:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +65,7 @@ def plugin_uri(
     emulator: EmulatorProcess, empty_database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """A fresh SQLite registry used the way a data scientist would: MLFLOW_REGISTRY_URI=mlsync+sqlite."""
-    shutil.copy(empty_database, tmp_path / "mlflow.db")
+    copy_database(empty_database, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -74,6 +76,17 @@ def plugin_uri(
     mlflow.set_tracking_uri(uri)
     yield f"mlsync+{uri}"
     mlflow.set_tracking_uri(previous)
+
+
+def copy_database(template: Path, path: Path) -> None:
+    """The template copied to `path`, its default experiment's artifacts beside the copy (`mlruns/0`), as
+    in a database made there: the template's own location is the working directory it was made from."""
+    shutil.copy(template, path)
+    with closing(sqlite3.connect(path)) as database, database:
+        database.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            (str(path.parent / "mlruns" / "0"),),
+        )
 
 
 def registry_store(client: mlflow.MlflowClient) -> Any:
@@ -190,7 +203,7 @@ def test_a_deletion_rejects_only_the_packages_of_its_own_registry(
     settle()
     other = tmp_path / "other" / "mlflow.db"  # a second registry with a model of the same name
     other.parent.mkdir()
-    shutil.copy(empty_database, other)
+    copy_database(empty_database, other)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"mlsync+sqlite:///{other}")
     mlflow.set_tracking_uri(f"sqlite:///{other}")
     log_model(registered_model_name=name)
@@ -355,7 +368,7 @@ def server(
     artifact proxy, and `source_id` names the registry alike for the server and for `mlsync push`.
     """
     root = tmp_path_factory.mktemp("server")
-    shutil.copy(empty_database, root / "mlflow.db")
+    copy_database(empty_database, root / "mlflow.db")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLSYNC_", "AWS_"))}
     env.update(
         AWS_ACCESS_KEY_ID="testing",

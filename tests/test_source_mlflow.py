@@ -22,7 +22,7 @@ import pytest
 from mlflow.data.numpy_dataset import from_numpy
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
-from mlflow_server import free_port, mlflow_server
+from mlflow_server import mlflow_server, refused_port
 from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.domain import Dataset
@@ -348,11 +348,13 @@ def test_unsupported_uri_is_a_source_error(built: Built) -> None:
 
 def test_unreachable_server_is_a_source_error_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    port = free_port()
-    source = MlflowSource(tracking_uri=f"http://admin:hunter2@127.0.0.1:{port}")
+    with refused_port() as port:  # no test on another worker can listen on it meanwhile
+        source = MlflowSource(tracking_uri=f"http://admin:hunter2@127.0.0.1:{port}")
 
-    with pytest.raises(SourceError, match=f"MLflow at http://127.0.0.1:{port}: reading model 'm'") as caught:
-        source.read_model("m")
+        with pytest.raises(
+            SourceError, match=f"MLflow at http://127.0.0.1:{port}: reading model 'm'"
+        ) as caught:
+            source.read_model("m")
 
     assert "hunter2" not in str(caught.value)
 
