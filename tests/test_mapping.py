@@ -561,6 +561,47 @@ def test_the_section_with_most_recognised_metrics_is_the_problem_type() -> None:
     assert set(stats) == {"regression_metrics", "mlflow_metrics"}
 
 
+@pytest.mark.parametrize(
+    ("metrics", "tags", "section"),
+    [
+        ({"accuracy": 0.9, "f1_weighted": 0.8}, {}, "multiclass_classification_metrics"),
+        ({"test_weighted_f1": 0.8, "rmse": 1.0, "mae": 1.0}, {}, "multiclass_classification_metrics"),
+        (
+            {"f1_score": 0.8},
+            {"problem_type": "multiclass_classification"},
+            "multiclass_classification_metrics",
+        ),
+        ({"accuracy": 0.9, "rmse": 0.1}, {"problem_type": "regression"}, "regression_metrics"),
+        ({"f1_weighted": 0.8}, {"problem_type": "binary_classification"}, "binary_classification_metrics"),
+        ({"f1_score": 0.8}, {"problem_type": "ranking"}, "binary_classification_metrics"),
+    ],
+)
+def test_the_problem_type_comes_from_a_tag_then_from_class_averaged_metric_names(
+    metrics: dict[str, float], tags: dict[str, str], section: str
+) -> None:
+    stats = quality_statistics(metrics, tags)
+    assert stats is not None and set(stats) == {section, "mlflow_metrics"}
+
+
+def test_a_section_holds_only_metrics_of_its_kind() -> None:
+    stats = quality_statistics({"accuracy": 0.9, "weighted_f1": 0.8, "rmse": 0.1})
+    assert stats is not None
+    assert stats["multiclass_classification_metrics"] == {"accuracy": _stat(0.9), "weighted_f1": _stat(0.8)}
+    stats = quality_statistics({"accuracy": 0.9, "rmse": 0.1}, {"problem_type": "regression"})
+    assert stats is not None and stats["regression_metrics"] == {"rmse": _stat(0.1)}
+
+
+def test_the_version_tag_names_the_problem_type_over_its_runs() -> None:
+    tagged = version(
+        metrics={"f1_score": 0.8},
+        run_tags={"problem_type": "regression"},
+        tags={"problem_type": "multiclass_classification"},
+    )
+    spec = desired_package(tagged, "churn", SOURCE, settings())
+    assert spec.quality_statistics is not None
+    assert b"multiclass_classification_metrics" in spec.quality_statistics.body
+
+
 def test_statistics_do_not_depend_on_metric_order() -> None:
     metrics = {"rmse": 0.1, "accuracy": 0.9, "test_f1": 0.5, "training_mae": 0.2}
     assert quality_statistics(metrics) == quality_statistics(dict(reversed(list(metrics.items()))))

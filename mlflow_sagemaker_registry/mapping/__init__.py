@@ -57,7 +57,8 @@ def desired_package(version: SourceVersion, group: str, source_id: str, settings
     prefix = settings.require_s3_prefix()
     decision = decide_approval(version, settings.approval)
     run_document = make_document(prefix, run_record(version))
-    statistics = quality_statistics(version.metrics)
+    # The problem type may be tagged on the version or its run; the version's tag wins.
+    statistics = quality_statistics(version.metrics, {**version.run_tags, **version.tags})
     metadata, _ = customer_metadata(version, source_id, run_document)
     description = clean_description(version.description)
     return PackageSpec(

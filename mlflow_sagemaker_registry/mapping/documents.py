@@ -58,11 +58,19 @@ def run_record(version: SourceVersion) -> dict[str, Any]:
 
 
 # MLflow metric names (autolog and mlflow.evaluate spellings, with or without a `training_`/`test_` or
-# `val_` prefix) -> (SageMaker model-quality section, metric name).
+# `val_` prefix) -> (kind, SageMaker metric name). Classification names go to the binary or the
+# multiclass section, as the problem type says (`problem_type`).
 _REGRESSION = "regression_metrics"
-
 _BINARY = "binary_classification_metrics"
+_MULTICLASS = "multiclass_classification_metrics"
+_CLASSIFICATION = "classification"
 
+PROBLEM_TYPES: Mapping[str, str] = {
+    "regression": _REGRESSION,
+    "binary_classification": _BINARY,
+    "multiclass_classification": _MULTICLASS,
+}
+"""The values of the `problem_type` tag, and the model-quality section each one fills."""
 
 _QUALITY_NAMES: Mapping[str, tuple[str, str]] = {
     "mae": (_REGRESSION, "mae"),
@@ -73,43 +81,82 @@ _QUALITY_NAMES: Mapping[str, tuple[str, str]] = {
     "root_mean_squared_error": (_REGRESSION, "rmse"),
     "r2": (_REGRESSION, "r2"),
     "r2_score": (_REGRESSION, "r2"),
-    "accuracy": (_BINARY, "accuracy"),
-    "accuracy_score": (_BINARY, "accuracy"),
-    "precision": (_BINARY, "precision"),
-    "precision_score": (_BINARY, "precision"),
-    "recall": (_BINARY, "recall"),
-    "recall_score": (_BINARY, "recall"),
-    "f1": (_BINARY, "f1"),
-    "f1_score": (_BINARY, "f1"),
-    "auc": (_BINARY, "auc"),
-    "roc_auc": (_BINARY, "auc"),
-    "log_loss": (_BINARY, "log_loss"),
+    "accuracy": (_CLASSIFICATION, "accuracy"),
+    "accuracy_score": (_CLASSIFICATION, "accuracy"),
+    "precision": (_CLASSIFICATION, "precision"),
+    "precision_score": (_CLASSIFICATION, "precision"),
+    "recall": (_CLASSIFICATION, "recall"),
+    "recall_score": (_CLASSIFICATION, "recall"),
+    "f1": (_CLASSIFICATION, "f1"),
+    "f1_score": (_CLASSIFICATION, "f1"),
+    "auc": (_CLASSIFICATION, "auc"),
+    "roc_auc": (_CLASSIFICATION, "auc"),
+    "log_loss": (_CLASSIFICATION, "log_loss"),
+    # Averaged over classes: only a multiclass problem logs these (sklearn and mlflow.evaluate spellings).
+    "weighted_precision": (_MULTICLASS, "weighted_precision"),
+    "precision_weighted": (_MULTICLASS, "weighted_precision"),
+    "weighted_recall": (_MULTICLASS, "weighted_recall"),
+    "recall_weighted": (_MULTICLASS, "weighted_recall"),
+    "weighted_f1": (_MULTICLASS, "weighted_f1"),
+    "f1_weighted": (_MULTICLASS, "weighted_f1"),
+    "f1_score_weighted": (_MULTICLASS, "weighted_f1"),
 }
 
 _METRIC_PREFIXES = ("", "test_", "eval_", "val_", "validation_", "training_", "train_")
 
+TAG_PROBLEM_TYPE = "problem_type"
+"""A version (or run) tag naming the problem type, when the metric names cannot tell (PROBLEM_TYPES)."""
 
-def quality_statistics(metrics: Mapping[str, float]) -> dict[str, Any] | None:
+
+def problem_section(metrics: Mapping[str, float], tags: Mapping[str, str]) -> str | None:
+    """The model-quality section a version's metrics fill (docs/mapping.md, "Model quality").
+
+    The `problem_type` tag wins. Else a metric averaged over classes (`weighted_f1`, ...) means
+    multiclass; else classification names mean binary, regression names regression, and the kind
+    with more recognised names wins when both appear. None when no name is recognised.
+    """
+    if tags.get(TAG_PROBLEM_TYPE) in PROBLEM_TYPES:
+        return PROBLEM_TYPES[tags[TAG_PROBLEM_TYPE]]
+    kinds = [kind for kind, _ in _recognised(metrics).values()]
+    if _MULTICLASS in kinds:
+        return _MULTICLASS
+    if not kinds:
+        return None
+    classification = sum(kind == _CLASSIFICATION for kind in kinds)
+    return _BINARY if classification >= len(kinds) - classification else _REGRESSION
+
+
+def quality_statistics(
+    metrics: Mapping[str, float], tags: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
     """SageMaker's model-quality statistics JSON from MLflow metrics, plus the raw metrics.
 
-    The problem type is the section most recognised names fall into (classification metrics go to
-    `binary_classification_metrics`; a `multiclass` tag-driven split is left to configuration later).
+    One section, the problem's (`problem_section`), holding the recognised metrics that belong in it:
+    classification metrics in either classification section, regression metrics in the regression one.
     Held-out metrics (`test_`, `eval_`, `val_`) win over training ones for the same SageMaker name.
     Returns None when no metric name is recognised.
     """
-    sections: dict[str, dict[str, dict[str, float | str]]] = {}
-    for prefix in _METRIC_PREFIXES:
-        for name, value in sorted(metrics.items()):
-            if not name.startswith(prefix) or name[len(prefix) :] not in _QUALITY_NAMES:
-                continue
-            section, sm_name = _QUALITY_NAMES[name[len(prefix) :]]
-            sections.setdefault(section, {}).setdefault(
-                sm_name, {"value": json_metric(value), "standard_deviation": "NaN"}
-            )
-    if not sections:
+    section = problem_section(metrics, tags or {})
+    if section is None:
         return None
-    main = max(sections, key=lambda s: len(sections[s]))
-    return {main: sections[main], "mlflow_metrics": {k: json_metric(v) for k, v in sorted(metrics.items())}}
+    wanted = {_REGRESSION} if section == _REGRESSION else {_CLASSIFICATION, section}
+    chosen = {
+        sm_name: {"value": json_metric(metrics[name]), "standard_deviation": "NaN"}
+        for sm_name, (kind, name) in _recognised(metrics).items()
+        if kind in wanted
+    }
+    return {section: chosen, "mlflow_metrics": {k: json_metric(v) for k, v in sorted(metrics.items())}}
+
+
+def _recognised(metrics: Mapping[str, float]) -> dict[str, tuple[str, str]]:
+    """SageMaker name -> (kind, MLflow name) of each recognised metric, held-out spellings first."""
+    found: dict[str, tuple[str, str]] = {}
+    for prefix in _METRIC_PREFIXES:
+        for name in sorted(metrics):
+            if name.startswith(prefix) and name[len(prefix) :] in _QUALITY_NAMES:
+                kind, sm_name = _QUALITY_NAMES[name[len(prefix) :]]
+                found.setdefault(sm_name, (kind, name))
+    return found
 
 
 _HEADLINE_ORDER = ("accuracy", "auc", "f1", "r2", "rmse", "mae", "mse", "precision", "recall", "log_loss")
