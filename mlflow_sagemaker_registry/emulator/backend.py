@@ -186,14 +186,14 @@ class RegistryBackend(CallLog, FaultControls):
             injection = self._faults.decide(
                 operation, params, region=region, account_id=self.account_id, caller=self._caller_arn(caller)
             )
-        self._faults.wait(injection.wait_before)
+        injection.hold(injection.wait_before)
         try:
             return self._logged(operation, params, region, caller, injection)
         finally:
             try:
                 self._deliver()
             finally:
-                self._faults.wait(injection.wait_after)
+                injection.hold(injection.wait_after)
 
     def _logged(
         self, operation: str, params: object, region: str, caller: str | None, injection: Injection
@@ -236,8 +236,8 @@ class RegistryBackend(CallLog, FaultControls):
         """Wait the latency out, outside the lock, for a request the backend does not answer itself (the
         server's S3 and STS requests, which moto answers); ``handle`` waits it for SageMaker's."""
         with self._lock:
-            seconds = self._faults.latency
-        self._faults.wait(seconds)
+            injection = self._faults.latency_wait()
+        injection.hold(injection.wait_before)
 
     def _caller_arn(self, caller: str | None) -> str:
         """The ARN an IAM message names the caller by (``anonymous`` for an unsigned request)."""

@@ -217,6 +217,14 @@ class Injection:
     wait_before: float = 0.0
     wait_after: float = 0.0
     kinds: tuple[str, ...] = ()
+    wake: threading.Event = field(default_factory=threading.Event)
+    """Set by ``clear`` to cut this call's waits short. Taken when the call is decided, so a clear
+    between the decision and the wait still reaches it (``clear`` replaces the rules' own event)."""
+
+    def hold(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the rules are cleared meanwhile; call it outside the lock."""
+        if seconds > 0:
+            self.wake.wait(seconds)
 
 
 @dataclass
@@ -404,11 +412,6 @@ class FaultRules:
         for kind, options in self._defaults:
             self.add(kind, options)
 
-    @property
-    def latency(self) -> float:
-        """The seconds every request waits before it is handled (``wait`` it outside the lock)."""
-        return self._latency
-
     def _chosen(self, operations: str | list[str]) -> frozenset[str] | None:
         """The operations a rule applies to (None: every one); an unknown name is refused, not ignored."""
         if operations == EVERY_OPERATION:
@@ -444,6 +447,7 @@ class FaultRules:
             wait_before=self._latency + held_before,
             wait_after=held_after,
             kinds=kinds,
+            wake=self._wake,
         )
 
     def _error(
@@ -483,10 +487,10 @@ class FaultRules:
             bucket.tokens -= 1
         return False
 
-    def wait(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less if the rules are cleared meanwhile; call it outside the lock."""
-        if seconds > 0:
-            self._wake.wait(seconds)
+    def latency_wait(self) -> Injection:
+        """A call's wait of the latency alone (cut short by ``clear`` as any wait); decided under the
+        lock, waited outside it."""
+        return Injection(wait_before=self._latency, wake=self._wake)
 
 
 def named_groups(params: object, region: str, account_id: str) -> list[tuple[str, str]]:
