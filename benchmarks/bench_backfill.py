@@ -65,8 +65,9 @@ def build_registry(directory: Path, models: int, versions: int) -> str:
     mlflow.set_tracking_uri(uri)
     features = np.arange(20, dtype=float).reshape(10, 2)
     model = LogisticRegression().fit(features, [0, 1] * 5)
-    mlflow.set_experiment("backfill")
-    with mlflow.start_run():
+    # The artifacts beside the database, not in the working directory's mlruns/.
+    experiment = mlflow.create_experiment("backfill", artifact_location=(directory / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
         mlflow.log_params({f"param_{i}": i for i in range(10)})
         mlflow.log_metric("accuracy", 0.9)
         info = mlflow.sklearn.log_model(
