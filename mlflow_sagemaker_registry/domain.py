@@ -27,10 +27,19 @@ class ApprovalStatus(str, Enum):
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset input of the MLflow run that produced a version."""
+    """A dataset input of the MLflow run that produced a version (`mlflow.log_input`).
+
+    `context` is the input's `mlflow.data.context` tag ("training", "evaluation", ...; empty when none
+    was given) and `tags` its other input tags, e.g. `version`; `source_type` and `source` say where
+    the data came from, as MLflow recorded it (the source is a JSON text).
+    """
 
     name: str
     digest: str
+    source_type: str = ""
+    source: str = ""
+    context: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

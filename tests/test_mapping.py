@@ -60,6 +60,8 @@ from mlflow_sagemaker_registry.mapping.metadata import (
     KEY_DOCUMENT,
     KEY_OMITTED,
     KEY_RUN,
+    KEY_TRAINING_DATASET,
+    KEY_TRAINING_DATASET_VERSION,
     KEY_USER,
     METRIC_PREFIX,
     PARAM_PREFIX,
@@ -447,7 +449,12 @@ def test_run_record_document_recovers_every_param_and_metric_exactly() -> None:
         description="first line\nsecond",
         params=PARAMS,
         metrics=METRICS,
-        datasets=(Dataset("train", "d1"), Dataset("eval", "d2")),
+        datasets=(
+            Dataset(
+                "train", "d1", "s3", '{"uri": "s3://data/train.csv"}', "training", (("version", "v1.0"),)
+            ),
+            Dataset("eval", "d2"),
+        ),
         user="ana@example.com",
         run_link="http://mlflow/#/experiments/1/runs/abc123",
     )
@@ -468,7 +475,17 @@ def test_run_record_document_recovers_every_param_and_metric_exactly() -> None:
                 "ninf": "-Infinity",
             },
         },
-        "datasets": [{"name": "train", "digest": "d1"}, {"name": "eval", "digest": "d2"}],
+        "datasets": [
+            {
+                "name": "train",
+                "digest": "d1",
+                "source_type": "s3",
+                "source": '{"uri": "s3://data/train.csv"}',
+                "context": "training",
+                "tags": {"version": "v1.0"},
+            },
+            {"name": "eval", "digest": "d2", "source_type": "", "source": "", "context": "", "tags": {}},
+        ],
         "user": "ana@example.com",
         "run_link": "http://mlflow/#/experiments/1/runs/abc123",
     }
@@ -745,6 +762,36 @@ def test_a_second_dataset_with_the_same_name_is_omitted_not_overwritten() -> Non
     assert metadata["dataset.dataset"] == "train1"
     assert omitted == 1
     assert metadata[KEY_OMITTED] == "1"
+
+
+def test_the_training_dataset_name_and_version_come_first_after_identity() -> None:
+    v = version(
+        datasets=(
+            Dataset("holdout", "h1", context="evaluation", tags=(("version", "v0.9"),)),
+            Dataset("train", "t1", context="training", tags=(("owner", "ml"), ("version", "v1.0"))),
+            Dataset("train", "t1", context="evaluation"),
+        ),
+        metrics={"accuracy": 0.912},
+    )
+    metadata, omitted = customer_metadata(v, SOURCE, a_document())
+    keys = list(metadata)
+    assert keys[4:8] == [
+        KEY_TRAINING_DATASET,
+        KEY_TRAINING_DATASET_VERSION,
+        "dataset.holdout",
+        "dataset.train",
+    ]
+    assert (metadata[KEY_TRAINING_DATASET], metadata[KEY_TRAINING_DATASET_VERSION]) == ("train", "v1.0")
+    assert omitted == 0  # the same dataset in two contexts is one dataset.<name> entry
+
+
+def test_no_training_context_no_training_keys_and_a_version_only_when_tagged() -> None:
+    untagged = customer_metadata(version(datasets=(Dataset("d", "x"),)), SOURCE, a_document())[0]
+    assert KEY_TRAINING_DATASET not in untagged
+    training = customer_metadata(
+        version(datasets=(Dataset("d", "x", context="training"),)), SOURCE, a_document()
+    )[0]
+    assert training[KEY_TRAINING_DATASET] == "d" and KEY_TRAINING_DATASET_VERSION not in training
 
 
 def test_generated_metadata_always_fits_sagemaker() -> None:

@@ -82,7 +82,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
             mlflow.log_metric("accuracy", 0.5, step=0)
             mlflow.log_metric("accuracy", 0.75, step=1)
             mlflow.log_metrics({"undefined": math.nan, "up": math.inf, "down": -math.inf})
-            mlflow.log_input(train, context="training")
+            mlflow.log_input(train, context="training", tags={"version": "v1.0"})
             mlflow.log_input(train, context="evaluation")
             mlflow.log_input(from_numpy(features[:2], name="holdout"), context="testing")
             mlflow.sklearn.log_model(model, name="model", registered_model_name=FRAUD, pip_requirements=PIP)
@@ -157,8 +157,11 @@ def test_version_logged_with_a_run_carries_the_run(source: MlflowSource, built: 
     assert (v1.metrics["up"], v1.metrics["down"]) == (math.inf, -math.inf)  # not SQL's +-max float
     assert v1.run_tags["team"] == "risk"
     assert v1.user == "alice"
-    assert [d.name for d in v1.datasets] == ["train", "holdout"]  # train logged twice, listed once
-    assert all(isinstance(d, Dataset) and d.digest for d in v1.datasets)
+    # One entry per input, with its context apart from its other tags. MLflow keeps the first input of
+    # a dataset a run logs twice (train's evaluation input is not recorded).
+    inputs = sorted((d.name, d.context, d.tags) for d in v1.datasets)
+    assert inputs == [("holdout", "testing", ()), ("train", "training", (("version", "v1.0"),))]
+    assert all(isinstance(d, Dataset) and d.digest and d.source_type for d in v1.datasets)
     assert v1.run_link == f"runs:/{built.run_a}"
 
 

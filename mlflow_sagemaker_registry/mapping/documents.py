@@ -51,7 +51,17 @@ def run_record(version: SourceVersion) -> dict[str, Any]:
         "description": version.description,
         "params": dict(sorted(version.params.items())),
         "metrics": {k: json_metric(v) for k, v in sorted(version.metrics.items())},
-        "datasets": [{"name": d.name, "digest": d.digest} for d in version.datasets],
+        "datasets": [
+            {
+                "name": d.name,
+                "digest": d.digest,
+                "source_type": d.source_type,
+                "source": d.source,
+                "context": d.context,
+                "tags": dict(d.tags),
+            }
+            for d in version.datasets
+        ],
         "user": version.user,
         "run_link": version.run_link,
     }

@@ -1,7 +1,8 @@
 """A version's `CustomerMetadataProperties` and `MetadataProperties`, within SageMaker's limits.
 
-Identity keys first (they are how a package is matched to its version), then datasets, metrics and
-params while the 50-entry budget lasts; what does not fit is only in the run document the metadata names.
+Identity keys first (they are how a package is matched to its version), then the training dataset's
+name and version, datasets, metrics and params while the 50-entry budget lasts; what does not fit is
+only in the run document the metadata names.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ KEY_USER = "mlflow.user"
 KEY_DOCUMENT = "mlsync.run_document"
 
 KEY_OMITTED = "mlsync.omitted"
+
+KEY_TRAINING_DATASET = "mlflow.training_dataset"
+
+KEY_TRAINING_DATASET_VERSION = "mlflow.training_dataset_version"
+
+TRAINING_CONTEXT = "training"
+
+DATASET_VERSION_TAG = "version"
+"""The input tag a dataset's version is read from (`mlflow.log_input(..., tags={"version": "v1.0"})`)."""
 
 PARAM_PREFIX = "param."
 
@@ -44,8 +54,9 @@ def customer_metadata(
 ) -> tuple[dict[str, str], int]:
     """The `CustomerMetadataProperties` of a version, within SageMaker's limits.
 
-    Identity keys first (they are how a package is matched to its MLflow version), then datasets,
-    metrics and params in name order while the 50-entry budget lasts. Returns the map and how many
+    Identity keys first (they are how a package is matched to its MLflow version), then the training
+    dataset's name and version, datasets, metrics and params in name order while the 50-entry budget
+    lasts. Returns the map and how many
     items did not fit as they are (those are only in the run document, which the metadata names); a
     second dataset with the name of one already kept is one of those.
     """
@@ -60,7 +71,9 @@ def customer_metadata(
     if version.user and fits_value(version.user):
         entries[KEY_USER] = version.user
     candidates: list[tuple[str, str]] = [
-        *((DATASET_PREFIX + d.name, d.digest) for d in version.datasets),
+        *_training_dataset(version),
+        # A dataset logged in two contexts (training and evaluation) is one `dataset.<name>` entry.
+        *dict.fromkeys((DATASET_PREFIX + d.name, d.digest) for d in version.datasets),
         *((METRIC_PREFIX + k, format_metric(v)) for k, v in sorted(version.metrics.items())),
         *((PARAM_PREFIX + k, v) for k, v in sorted(version.params.items())),
     ]
@@ -74,6 +87,19 @@ def customer_metadata(
             omitted += 1
     entries[KEY_OMITTED] = str(omitted)
     return entries, omitted
+
+
+def _training_dataset(version: SourceVersion) -> list[tuple[str, str]]:
+    """The name and version of the first dataset logged in the training context, as Studio users look for
+    them ("training dataset version v1.0"); nothing when no input has that context."""
+    training = next((d for d in version.datasets if d.context == TRAINING_CONTEXT), None)
+    if training is None:
+        return []
+    entries = [(KEY_TRAINING_DATASET, training.name)]
+    dataset_version = dict(training.tags).get(DATASET_VERSION_TAG)
+    if dataset_version:
+        entries.append((KEY_TRAINING_DATASET_VERSION, dataset_version))
+    return entries
 
 
 def metadata_properties(version: SourceVersion) -> dict[str, str]:

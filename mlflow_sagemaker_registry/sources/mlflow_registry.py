@@ -275,8 +275,7 @@ class MlflowSource:
             params=dict(run.data.params),
             metrics={key: _restore_infinity(value) for key, value in run.data.metrics.items()},
             run_tags=dict(run.data.tags),
-            # The same dataset logged twice (training and evaluation contexts) is one dataset.
-            datasets=tuple(dict.fromkeys(Dataset(d.dataset.name, d.dataset.digest) for d in dataset_inputs)),
+            datasets=tuple(dict.fromkeys(_dataset(d) for d in dataset_inputs)),
             user=run.data.tags.get("mlflow.user") or run.info.user_id or None,
             run_link=self._run_link(run.info.experiment_id, run.info.run_id),
         )
@@ -331,6 +330,23 @@ def _translated(action: str, where: str) -> Iterator[None]:
             "server or database is reachable, and that the model and version exist."
         )
         raise SourceError(_USERINFO.sub("", message)) from exc
+
+
+_CONTEXT_TAG = "mlflow.data.context"  # mlflow.log_input(..., context=...) records the context as this tag
+
+
+def _dataset(dataset_input: Any) -> Dataset:
+    """One `DatasetInput` of a run: the dataset, its context and its other input tags (e.g. `version`)."""
+    dataset = dataset_input.dataset
+    tags = {tag.key: tag.value for tag in dataset_input.tags or ()}
+    return Dataset(
+        name=dataset.name,
+        digest=dataset.digest,
+        source_type=dataset.source_type or "",
+        source=dataset.source or "",
+        context=tags.pop(_CONTEXT_TAG, ""),
+        tags=tuple(sorted(tags.items())),
+    )
 
 
 def _name_filter(name: str) -> str:
