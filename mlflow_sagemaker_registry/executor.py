@@ -127,7 +127,6 @@ class Executor:
         self._concurrency = settings.concurrency
         self._source = gateways.source
         self._registry = gateways.registry
-        self._storage = gateways.storage
         self._stager = Stager(settings, gateways)
 
     def apply(self, plan: Plan, progress: Callable[[Action], None] | None = None) -> Report:
@@ -154,7 +153,7 @@ class Executor:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     step = running.pop(future)
-                    future.result()  # a bug (not an MlsyncError) stops the apply, as it would in sequence
+                    future.result()
                     if step.last and progress is not None:
                         progress(step.action)
                     for next_step in dependants[step]:
@@ -173,6 +172,9 @@ class Executor:
             step.handler(self, step.action, run)
         except MlsyncError as exc:
             self._record_failure(step.action, exc, run)
+        except Exception as exc:  # a bug, or a library's stray error: it fails one version, not all
+            log.exception("unexpected error in %s", step.action.text())
+            self._record_failure(step.action, MlsyncError(f"unexpected {type(exc).__name__}: {exc}"), run)
         else:
             if step.last:  # one line per action at -v: readable whatever order actions finish in
                 log.info("done %s", step.action.text())
@@ -187,7 +189,7 @@ class Executor:
             why = run.failed_models[action.model_name]
             raise MlsyncError(f"group {action.spec.group_name} could not be created: {why}")
         for document in action.spec.documents:
-            self._storage.put_document(document)
+            self._stager.put_document(document)
         run.staged = self._stager.stage(action.spec)
         run.report.artifacts_uploaded += run.staged.uploaded
 
@@ -216,7 +218,7 @@ class Executor:
                 f"not applied: updating version {action.after} failed first, and this depends on it"
             )
         for document in action.documents:
-            self._storage.put_document(document)
+            self._stager.put_document(document)
         self._registry.update_package(action.arn, action.change)
         run.report.packages_updated.append(action.arn)
 

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import artifacts, inference
 from .artifacts import MLmodel
 from .config import Settings
-from .domain import Inference, PackageSpec
+from .domain import Document, Inference, PackageSpec
 from .errors import MappingError
 from .images import ImageChoice, choose_container
 from .ports import Gateways
@@ -56,8 +58,30 @@ class _ModelData:
     uploaded: int
 
 
+class _Once:
+    """Content-addressed writes of one apply, each made once: a second stager of the same bytes (two
+    versions of one model file, one run's document) waits for the first instead of racing it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, threading.Lock] = {}
+        self._done: set[str] = set()
+
+    def write(self, key: str, write: Callable[[], bool]) -> bool:
+        """`write()` unless `key` was written already in this apply; whether anything was uploaded."""
+        with self._lock:
+            key_lock = self._keys.setdefault(key, threading.Lock())
+        with key_lock:
+            if key in self._done:
+                return False
+            uploaded = write()
+            self._done.add(key)
+            return uploaded
+
+
 class Stager:
-    """Stages models for the executor; holds nothing between calls but its collaborators."""
+    """Stages models for the executor; holds nothing between applies but its collaborators (one is made
+    per apply, and remembers what that apply wrote)."""
 
     def __init__(self, settings: Settings, gateways: Gateways) -> None:
         self._settings = settings
@@ -65,6 +89,18 @@ class Stager:
         self._registry = gateways.registry
         self._storage = gateways.storage
         self._framework_images = gateways.framework_images
+        self._once = _Once()
+
+    def put_document(self, document: Document) -> None:
+        """Upload one content-addressed JSON document, once per apply."""
+        self._once.write(document.s3_uri, lambda: self._put(document))
+
+    def _put(self, document: Document) -> bool:
+        self._storage.put_document(document)
+        return True
+
+    def _upload(self, path: Path, url: str) -> bool:
+        return self._once.write(url, lambda: self._storage.upload_file(path, url))
 
     def stage(self, spec: PackageSpec) -> Staged:
         """Stage the model of `spec` and describe how SageMaker serves it.
@@ -111,7 +147,7 @@ class Stager:
         )
         tarball = work / "model.tar.gz"
         url = artifacts.artifact_key(prefix, artifacts.package_model(model_dir, tarball))
-        uploaded = self._storage.upload_file(tarball, url)
+        uploaded = self._upload(tarball, url)
         example = model_dir / mlmodel.serving_example if mlmodel.serving_example in files else None
         return _ModelData(url, True, mlmodel, files, example, int(uploaded))
 
@@ -135,7 +171,7 @@ class Stager:
             return None, 0
         archive = work / "payload.tar.gz"
         url = artifacts.payload_key(prefix, artifacts.package_payload(example, archive))
-        return url, int(self._storage.upload_file(archive, url))
+        return url, int(self._upload(archive, url))
 
 
 def _check_prefix_layout(spec: PackageSpec, url: str, files: tuple[str, ...]) -> None:

@@ -25,7 +25,7 @@ from mlflow_sagemaker_registry.actions import (
     UpdatePackage,
 )
 from mlflow_sagemaker_registry.config import Settings
-from mlflow_sagemaker_registry.domain import ApprovalStatus, PackageSpec, PackageUpdate, SourceModel
+from mlflow_sagemaker_registry.domain import ApprovalStatus, Document, PackageSpec, PackageUpdate, SourceModel
 from mlflow_sagemaker_registry.errors import GatewayError
 from mlflow_sagemaker_registry.executor import Executor, Failure, Report
 from mlflow_sagemaker_registry.mapping import desired_group, desired_package, sync_status
@@ -291,6 +291,30 @@ def test_a_failed_upload_creates_no_package(ports: Ports) -> None:
 
     assert report.failures[0].message.startswith("Upload failed")
     assert "CreateModelPackage" not in ports.registry.calls
+
+
+def test_an_unexpected_error_fails_its_version_only(ports: Ports, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library's stray exception (not an mlsync error) in one version's step is that version's
+    failure, recorded like any other: the other versions are mirrored, and the report is complete."""
+    ports.source.add_version(MODEL)
+    ports.apply(ports.group())
+    put = ports.storage.put_document
+    broken = ports.spec("1").run_document.s3_uri
+
+    def put_document(document: Document) -> None:
+        if document.s3_uri == broken:
+            raise ValueError("I/O operation on closed file")
+        put(document)
+
+    monkeypatch.setattr(ports.storage, "put_document", put_document)
+
+    report = ports.apply(CreatePackage(ports.spec("1")), CreatePackage(ports.spec("2")))
+
+    assert [(f.version, f.message) for f in report.failures] == [
+        ("1", "unexpected ValueError: I/O operation on closed file")
+    ]
+    assert len(report.packages_created) == 1 and TAG_PACKAGE_ARN in ports.tags("2")
+    assert ports.tags("1") == {TAG_SYNC_STATUS: "failed: unexpected ValueError: I/O operation on closed file"}
 
 
 def test_a_model_that_cannot_be_staged_is_recorded_on_its_version(tmp_path: Path) -> None:

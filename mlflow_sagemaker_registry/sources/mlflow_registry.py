@@ -15,9 +15,10 @@ import logging
 import math
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -97,6 +98,11 @@ class MlflowSource:
         _require_local_store(self._registry_uri)
         self._page_size = page_size
         self._concurrency = concurrency
+        # SQLite takes one writer at a time, and a writer that finds it locked sleeps in SQLite's busy
+        # handler (up to 100 ms a try) rather than queueing: this process's writers queue here instead.
+        self._writes: AbstractContextManager[object] = (
+            threading.Lock() if _is_sqlite(self._registry_uri) else nullcontext()
+        )
         self._identity = source_id or _normalize_uri(self._registry_uri)
         tracking = _normalize_uri(self._tracking_uri)
         registry = _normalize_uri(self._registry_uri)
@@ -211,7 +217,7 @@ class MlflowSource:
         """
         if not tags:
             return
-        with self._translate(f"tagging model {name!r} version {version}"):
+        with self._writes, self._translate(f"tagging model {name!r} version {version}"):
             for attempt in range(_TAG_ATTEMPTS):
                 current = self._client.get_model_version(name, version).tags or {}
                 try:
@@ -227,7 +233,7 @@ class MlflowSource:
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         """Point `alias` of model `name` at `version` (MLflow moves it off any other version)."""
-        with self._translate(f"moving alias @{alias} of model {name!r} to version {version}"):
+        with self._writes, self._translate(f"moving alias @{alias} of model {name!r} to version {version}"):
             self._client.set_registered_model_alias(name, alias, version)
 
     def serving_environment(self) -> Mapping[str, str]:
@@ -369,6 +375,10 @@ def _restore_infinity(value: float) -> float:
     if abs(value) == sys.float_info.max:
         return math.copysign(math.inf, value)
     return value
+
+
+def _is_sqlite(uri: str) -> bool:
+    return urlsplit(_strip_plugin(uri)).scheme.lower().partition("+")[0] == "sqlite"
 
 
 def _local_store_path(uri: str) -> Path | None:
