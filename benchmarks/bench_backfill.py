@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,11 +142,18 @@ def client(service: str, endpoint: str) -> Any:
 
 
 def run_child(
-    command: Sequence[str], emulator: EmulatorProcess, pristine: Path, work: Path, recording: Path
+    command: Sequence[str],
+    emulator: EmulatorProcess,
+    pristine: Path,
+    work: Path,
+    recording: Path,
+    faults: Callable[[EmulatorProcess], None] | None = None,
 ) -> Run:
-    """Reset the emulator, restore the registry, make a fresh bucket, run `command` (its `{uri}` and
-    `{prefix}` filled in) and count what it asked."""
+    """Reset the emulator (then add `faults`), restore the registry, make a fresh bucket, run `command`
+    (its `{uri}` and `{prefix}` filled in) and count what it asked."""
     emulator.reset()
+    if faults is not None:
+        faults(emulator)
     work.mkdir()
     shutil.copy(pristine, work / "mlflow.db")
     uri = f"sqlite:///{work / 'mlflow.db'}"
@@ -202,6 +209,12 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, help=f"mlsync --concurrency (default: {DEFAULT_CONCURRENCY})"
     )
+    parser.add_argument(
+        "--throttled",
+        type=float,
+        default=0.3,
+        help="then mlsync again at the last latency with this share of SageMaker calls throttled (0: no)",
+    )
     arguments = parser.parse_args()
     total = arguments.models * arguments.versions
     concurrency = arguments.concurrency or DEFAULT_CONCURRENCY
@@ -253,6 +266,31 @@ def main() -> None:
             print(calls_line("mlsync", mlsync_run, total))
             print(model_line("naive", naive_run, latency, 1, local["naive"]))
             print(model_line("mlsync", mlsync_run, latency, concurrency, local["mlsync"]))
+        if arguments.throttled:
+            throttled_run(mlsync, arguments, root, recording, total)
+
+
+def throttled_run(
+    mlsync: list[str], arguments: argparse.Namespace, root: Path, recording: Path, total: int
+) -> None:
+    """mlsync at the last latency with a share of every SageMaker call answered ThrottlingException
+    (seeded), retried by botocore's retry mode (`standard` unless MLSYNC_RETRY_MODE says otherwise)."""
+    latency = arguments.latency_ms[-1]
+
+    def throttle(emulator: EmulatorProcess) -> None:
+        emulator.fault_rate("*", arguments.throttled, codes=("ThrottlingException",), seed=1)
+
+    with EmulatorProcess(latency_ms=latency) as emulator:
+        pristine = root / "registry" / "mlflow.db"
+        run = run_child(mlsync, emulator, pristine, root / "throttled", recording, throttle)
+        throttled = sum("error" in call.faults for call in emulator.calls())
+        made = emulator.calls_to("CreateModelPackage")
+        creates = {call.params["ClientToken"] for call in made if call.error is None}
+    print(
+        f"\nlatency {latency:g} ms, {arguments.throttled:.0%} of SageMaker calls throttled: mlsync "
+        f"{run.seconds:.2f} s wall, {throttled} calls answered ThrottlingException and retried, "
+        f"{run.packages} packages for {total} versions ({len(creates)} distinct ClientTokens created)"
+    )
 
 
 if __name__ == "__main__":

@@ -231,7 +231,7 @@ def test_download_model_fetches_the_directory(source: MlflowSource, tmp_path: Pa
 def test_set_version_tags_writes_only_changed_values(
     source: MlflowSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client: Any = source._client  # spy on the real client: only MLflow itself could tell otherwise
+    client: Any = source._versions()  # spy on the real client: only MLflow itself could tell otherwise
     written: list[tuple[str, ...]] = []
     set_tag = client.set_model_version_tag
 
@@ -275,7 +275,7 @@ def test_a_tag_that_keeps_failing_is_a_source_error(
     def refuse(*_args: str) -> None:
         raise MlflowException("database is locked")
 
-    monkeypatch.setattr(source._client, "set_model_version_tag", refuse)
+    monkeypatch.setattr(source._versions(), "set_model_version_tag", refuse)
     with pytest.raises(SourceError, match="tagging model"):
         source.set_version_tags(TAGGED, "1", {"mlsync.race": "other"})
 
@@ -386,3 +386,12 @@ def test_http_server_reads_the_same_registry(source: MlflowSource, server: str, 
     ui = f"{server}/#/experiments/{built.experiment_id}/runs"
     links = [f"{ui}/{built.run_a}", f"{ui}/{built.run_b}", None, f"runs:/{MISSING_RUN}"]
     assert [v.run_link for v in read.versions] == links
+
+
+def test_an_http_source_id_is_the_base_of_run_links_for_every_client(server: str, built: Built) -> None:
+    """Two clients reaching one server under two URLs write the same run links (they are in the run
+    document and the creation-only `MetadataProperties`), when `source_id` names the server."""
+    public = "https://mlflow.example.com/"
+    direct = MlflowSource(tracking_uri=server, source_id=public)
+    link = direct.read_model(FRAUD).versions[0].run_link
+    assert link == f"https://mlflow.example.com/#/experiments/{built.experiment_id}/runs/{built.run_a}"

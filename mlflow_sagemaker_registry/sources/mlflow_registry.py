@@ -107,7 +107,12 @@ class MlflowSource:
         tracking = _normalize_uri(self._tracking_uri)
         registry = _normalize_uri(self._registry_uri)
         self._where = tracking if registry == tracking else f"{tracking} (registry {registry})"
-        self._ui_base = tracking if urlsplit(tracking).scheme in ("http", "https") else None
+        # Run links are in the run document and `MetadataProperties` (creation-only), so every client of
+        # one server must write the same one: an http(s) `source_id` names the server for all of them.
+        base = source_id if source_id and _is_http(source_id) else tracking
+        self._ui_base = base.rstrip("/") if _is_http(base) else None
+        # At most `concurrency` version reads in flight across every model planned at once.
+        self._in_flight = threading.BoundedSemaphore(concurrency)
 
     def identity(self) -> str:
         """The registry URI without credentials or query, local paths absolute, http(s) hosts lowercased.
@@ -223,7 +228,7 @@ class MlflowSource:
                 try:
                     for key, value in tags.items():
                         if current.get(key) != value:
-                            self._client.set_model_version_tag(name, version, key, value)
+                            self._versions().set_model_version_tag(name, version, key, value)
                     return
                 except MlflowException:
                     # Two writers of the same new tag (a push beside the plugin, two pushes) can collide
@@ -241,18 +246,34 @@ class MlflowSource:
         return pyfunc_environment()
 
     def _map(self, read: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        """`read` over `items`, up to `concurrency` at a time, results in order; the first failure raises."""
+        """`read` over `items`, results in order; the first failure raises. At most `concurrency` such
+        reads run at once across all the models read at once (beside each model's own two reads)."""
         items = list(items)
         if self._concurrency == 1 or len(items) < 2:
             return [read(item) for item in items]
+
+        def bounded(item: Any) -> Any:
+            with self._in_flight:
+                return read(item)
+
         # A pool per call, gone when it returns: a long-lived process (the plugin, `mlsync serve`) makes
         # sources again and again, and a pool kept by each would keep its threads.
         with ThreadPoolExecutor(min(self._concurrency, len(items)), "mlsync-mlflow") as pool:
-            return list(pool.map(read, items))
+            return list(pool.map(bounded, items))
+
+    def _versions(self) -> Any:
+        """MLflow's registry client, for the per-version calls of a model already read.
+
+        `MlflowClient` first reads the registered model again, on every such call, to refuse prompts;
+        `read_model` has already told models from prompts (prompts are never mirrored), and that second
+        read was half of a reconcile's requests to a tracking server (docs/benchmarks.md). MLflow 2 and
+        3 both have this (private) accessor.
+        """
+        return self._client._get_registry_client()  # type: ignore[no-untyped-call]  # mlflow: untyped
 
     def _download_uri(self, name: str, version: str) -> str:
         with self._translate(f"reading model {name!r} version {version}"):
-            uri: str = self._client.get_model_version_download_uri(name, version)
+            uri: str = self._versions().get_model_version_download_uri(name, version)
         return uri
 
     def _version(
@@ -375,6 +396,10 @@ def _restore_infinity(value: float) -> float:
     if abs(value) == sys.float_info.max:
         return math.copysign(math.inf, value)
     return value
+
+
+def _is_http(uri: str) -> bool:
+    return urlsplit(uri).scheme.lower() in ("http", "https")
 
 
 def _is_sqlite(uri: str) -> bool:
