@@ -61,7 +61,6 @@ class SourceVersion:
     metrics: Mapping[str, float] = field(default_factory=dict)
     run_tags: Mapping[str, str] = field(default_factory=dict)
     datasets: tuple[Dataset, ...] = ()
-    artifact_uri: str = ""
     user: str | None = None
     run_link: str | None = None
 
@@ -118,9 +117,9 @@ class PackageSpec:
     """The desired SageMaker model package for one MLflow version.
 
     The creation-only fields (`description`, `metadata_properties`, `quality_statistics`) can never be
-    changed after `CreateModelPackage`; the planner reports a difference in them as drift.
-    `artifact_uri` is where MLflow keeps the model directory; the executor turns it into `model.tar.gz`
-    in S3 only when the package is created.
+    changed after `CreateModelPackage`; the planner reports a difference in them as drift. The model's
+    files are not part of it: the executor asks the source where they are (`Source.artifact_location`)
+    only when the package is created.
     """
 
     group_name: str
@@ -134,7 +133,6 @@ class PackageSpec:
     metadata_properties: Mapping[str, str]
     run_document: Document
     quality_statistics: Document | None
-    artifact_uri: str
     approval_reason: str = ""
 
     @property

@@ -45,6 +45,11 @@ class Source(Protocol):
         """Download the model directory at `artifact_uri` under `dest`; return the local directory."""
         ...
 
+    def artifact_location(self, name: str, version: str) -> str:
+        """Where the version's model directory is, as a concrete URI (`s3://…` for a model kept in S3);
+        asked only for versions being packaged, so reading a model costs no request per version."""
+        ...
+
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         """Set tags on one model version (back-links, sync records, pulled approvals; nothing else)."""
         ...

@@ -111,10 +111,13 @@ class Stager:
         """
         prefix = self._settings.require_s3_prefix()
         with tempfile.TemporaryDirectory(prefix="mlsync-") as tmp:
-            if self._settings.artifact_mode == "reference" and spec.artifact_uri.startswith("s3://"):
-                model = self._reference(spec, Path(tmp))
+            # Asked here, not when planning: only versions being packaged need it (MLflow's own
+            # resolution of a `models:/m-…` URI reads the global tracking URI, not this source's).
+            location = self._source.artifact_location(spec.model_name, spec.version)
+            if self._settings.artifact_mode == "reference" and location.startswith("s3://"):
+                model = self._reference(spec, location, Path(tmp))
             else:
-                model = self._copy(spec, Path(tmp), prefix)
+                model = self._copy(spec, location, Path(tmp), prefix)
             payload_url, payload_uploaded = self._payload(model.example, Path(tmp), prefix)
         choice = ImageChoice(
             self._settings,
@@ -138,9 +141,9 @@ class Stager:
         )
         return Staged(served, model.uploaded + payload_uploaded)
 
-    def _copy(self, spec: PackageSpec, work: Path, prefix: str) -> _ModelData:
+    def _copy(self, spec: PackageSpec, location: str, work: Path, prefix: str) -> _ModelData:
         """Download, pack and upload (unless the content-addressed key exists) a `model.tar.gz`."""
-        model_dir = self._source.download_model(spec.artifact_uri, work / "model")
+        model_dir = self._source.download_model(location, work / "model")
         mlmodel = artifacts.read_mlmodel(model_dir)
         files = tuple(
             sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file())
@@ -151,9 +154,9 @@ class Stager:
         example = model_dir / mlmodel.serving_example if mlmodel.serving_example in files else None
         return _ModelData(url, True, mlmodel, files, example, int(uploaded))
 
-    def _reference(self, spec: PackageSpec, work: Path) -> _ModelData:
+    def _reference(self, spec: PackageSpec, location: str, work: Path) -> _ModelData:
         """Point at the model where MLflow keeps it in S3; read only its MLmodel file and example."""
-        url = spec.artifact_uri.rstrip("/") + "/"
+        url = location.rstrip("/") + "/"
         files = tuple(self._storage.list_prefix(url))
         _check_prefix_layout(spec, url, files)
         mlmodel = artifacts.parse_mlmodel(

@@ -223,7 +223,8 @@ class Verifier:
     def _prediction(self, version: SourceVersion, served: Path, work: Path) -> tuple[str, str]:
         if not (served / "MLmodel").is_file():
             return FAILED, "the package's model data holds no MLmodel file, so it cannot be loaded"
-        original = self._engine.source.download_model(version.artifact_uri, work / "mlflow")
+        location = self._engine.source.artifact_location(version.model_name, version.version)
+        original = self._engine.source.download_model(location, work / "mlflow")
         example = self._runner.input_example(original)
         if example is None:
             return SKIPPED, "the MLflow version has no input example: log the model with input_example=..."

@@ -63,6 +63,11 @@ def model_dir(tmp_path: Path) -> Path:
 class FakeSource:
     model_dir: Path
     downloads: list[str] = field(default_factory=list)
+    location: str = "models:/m-1"
+    """What `artifact_location` answers: where MLflow keeps every version's files."""
+
+    def artifact_location(self, name: str, version: str) -> str:
+        return self.location
 
     def download_model(self, artifact_uri: str, dest: Path) -> Path:
         self.downloads.append(artifact_uri)
@@ -98,7 +103,7 @@ class FakeStorage:
         return sorted(uri[len(s3_uri) :] for uri in self.objects if uri.startswith(s3_uri))
 
 
-def spec(artifact_uri: str = "models:/m-1") -> PackageSpec:
+def spec() -> PackageSpec:
     document = Document(f"{PREFIX}/documents/{'0' * 64}.json", b"{}", "sha256:" + "0" * 64)
     return PackageSpec(
         group_name="churn",
@@ -112,7 +117,6 @@ def spec(artifact_uri: str = "models:/m-1") -> PackageSpec:
         metadata_properties={},
         run_document=document,
         quality_statistics=None,
-        artifact_uri=artifact_uri,
     )
 
 
@@ -176,8 +180,9 @@ def test_a_model_without_an_input_example_has_no_sample_payload(model_dir: Path)
 def test_reference_points_at_the_mlflow_prefix_and_copies_nothing(model_dir: Path) -> None:
     storage = FakeStorage({f"{IN_S3}/{p.name}": p.read_bytes() for p in model_dir.iterdir()})
     staging, source = stager(model_dir, storage, artifact_mode="reference")
+    source.location = IN_S3
 
-    staged = staging.stage(spec(IN_S3))
+    staged = staging.stage(spec())
 
     assert source.downloads == []
     container = staged.inference.container
@@ -193,8 +198,9 @@ def test_reference_points_at_the_mlflow_prefix_and_copies_nothing(model_dir: Pat
 def test_reference_falls_back_to_copy_for_artifacts_outside_s3(model_dir: Path) -> None:
     storage = FakeStorage()
     staging, source = stager(model_dir, storage, artifact_mode="reference")
+    source.location = "mlflow-artifacts:/1/models/m-1/artifacts"
 
-    staged = staging.stage(spec("mlflow-artifacts:/1/models/m-1/artifacts"))
+    staged = staging.stage(spec())
 
     assert source.downloads == ["mlflow-artifacts:/1/models/m-1/artifacts"]
     assert staged.inference.container.compressed and staged.inference.container.model_data_url.endswith(
@@ -218,8 +224,10 @@ def test_reference_refuses_a_prefix_sagemaker_cannot_deploy(
 ) -> None:
     storage = FakeStorage({f"{IN_S3}/{key}": MLMODEL.encode() for key in keys})
 
+    staging, source = stager(model_dir, storage, artifact_mode="reference")
+    source.location = IN_S3
     with pytest.raises(MappingError, match=problem) as raised:
-        stager(model_dir, storage, artifact_mode="reference")[0].stage(spec(IN_S3))
+        staging.stage(spec())
     assert "set artifact_mode = copy" in str(raised.value)
 
 

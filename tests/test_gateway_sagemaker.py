@@ -83,7 +83,6 @@ def package_spec(**overrides: Any) -> PackageSpec:
         },
         run_document=Document("s3://bucket/mlsync/runs/r1.json", b"{}", DIGEST),
         quality_statistics=Document("s3://bucket/mlsync/quality/q1.json", b"{}", DIGEST),
-        artifact_uri="models:/m-1",
     )
     return replace(spec, **overrides)
 

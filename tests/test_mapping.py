@@ -1034,7 +1034,6 @@ def test_desired_package_puts_every_part_together() -> None:
         description="good\nmodel",
         metrics={"rmse": 0.5},
         params={"lr": "0.1"},
-        artifact_uri="models:/m-123",
         run_link="http://mlflow/#/experiments/1/runs/r1",
         run_tags={"mlflow.source.git.repoURL": "https://git/x", "mlflow.source.git.commit": "c0ffee"},
     )
@@ -1045,7 +1044,6 @@ def test_desired_package_puts_every_part_together() -> None:
     assert spec.lifecycle == Lifecycle("Production", "Approved")
     assert spec.approval_reason == "mlsync: stage Production"
     assert spec.description == "good model"
-    assert spec.artifact_uri == "models:/m-123"
     assert spec.metadata_properties == {
         "GeneratedBy": "http://mlflow/#/experiments/1/runs/r1",
         "Repository": "https://git/x",
@@ -1091,7 +1089,6 @@ DIGEST_EXEMPT = {
     "lifecycle": "ListModelPackages summaries carry it",
     "approval_reason": "shown in the plan, sent only with an approval change",
     "run_document": "its URI is a metadata value",
-    "artifact_uri": "the model's files are staged once, at creation",
 }
 
 

@@ -81,7 +81,6 @@ def spec(version: str = "1") -> PackageSpec:
         params={"depth": "3"},
         metrics={"accuracy": 0.91},
         run_link="runs:/r1",
-        artifact_uri="models:/m-1",
     )
     return desired_package(source, GROUP, "memory://contract", SETTINGS)
 
@@ -486,7 +485,7 @@ def test_the_source_reads_versions_in_order_and_writes_tags_and_aliases(
         ("2", (), {}),
         ("3", ("champion",), {}),
     ]
-    downloaded = source.download_model(source.read_model(MODEL).versions[0].artifact_uri, tmp_path / "dl")
+    downloaded = source.download_model(source.artifact_location(MODEL, "1"), tmp_path / "dl")
     assert (downloaded / "MLmodel").read_text() == MLMODEL
 
 

@@ -58,7 +58,10 @@ class FakeSource:
         return ["churn"]
 
     def read_model(self, name: str) -> SourceModel:
-        return SourceModel(name, versions=(SourceVersion(name, "1", artifact_uri="models:/m-1"),))
+        return SourceModel(name, versions=(SourceVersion(name, "1"),))
+
+    def artifact_location(self, name: str, version: str) -> str:
+        return "models:/m-1"
 
     def download_model(self, artifact_uri: str, dest: Path) -> Path:
         return self.model_dir

@@ -73,7 +73,6 @@ def desired_package(version: SourceVersion, group: str, source_id: str, settings
         metadata_properties=metadata_properties(version),
         run_document=run_document,
         quality_statistics=make_document(prefix, statistics) if statistics else None,
-        artifact_uri=version.artifact_uri,
         approval_reason=f"mlsync: {decision.reason}"[:MAX_APPROVAL_DESCRIPTION],
     )
 

@@ -134,8 +134,9 @@ class MlflowSource:
         will; they are skipped (and logged) so that only a finished model is ever packaged. A pending
         version is picked up by the next sync once it is READY.
 
-        Cost per READY version: one `get_run` (shared by versions of the same run) and one
-        `get_model_version_download_uri`, `concurrency` of them in flight at once.
+        Cost: one `get_run` per distinct run of its READY versions, `concurrency` in flight at once;
+        nothing per version. Where a version's files are is asked only for the versions being packaged
+        (`artifact_location`).
         """
         try:
             with self._translate(f"reading model {name!r}"):
@@ -174,10 +175,8 @@ class MlflowSource:
         first_of_run.pop("", None)
         run_reads = self._map(lambda run: self._read_run(name, first_of_run[run], run), first_of_run)
         runs = dict(zip(first_of_run, run_reads, strict=True))
-        uris = self._map(lambda version: self._download_uri(name, version), ready)
         versions = [
-            self._version(found[v], v, aliases.get(v, set()), uri, runs.get(found[v].run_id))
-            for v, uri in zip(ready, uris, strict=True)
+            self._version(found[v], v, aliases.get(v, set()), runs.get(found[v].run_id)) for v in ready
         ]
         return SourceModel(
             name=model.name,
@@ -271,14 +270,13 @@ class MlflowSource:
         """
         return self._client._get_registry_client()  # type: ignore[no-untyped-call]  # mlflow: untyped
 
-    def _download_uri(self, name: str, version: str) -> str:
+    def artifact_location(self, name: str, version: str) -> str:
+        """Where MLflow keeps the version's files (`get_model_version_download_uri`): a concrete URI."""
         with self._translate(f"reading model {name!r} version {version}"):
             uri: str = self._versions().get_model_version_download_uri(name, version)
         return uri
 
-    def _version(
-        self, mv: Any, version: str, aliases: set[str], artifact_uri: str, run: Any
-    ) -> SourceVersion:
+    def _version(self, mv: Any, version: str, aliases: set[str], run: Any) -> SourceVersion:
         """One READY version with its run's data; a run that is gone leaves the run fields empty."""
         name: str = mv.name
         run_id: str | None = mv.run_id or None
@@ -290,7 +288,6 @@ class MlflowSource:
             stage=mv.current_stage or "None",
             aliases=tuple(sorted(aliases.union(mv.aliases or ()))),
             tags=dict(mv.tags or {}),
-            artifact_uri=artifact_uri,
             user=mv.user_id or None,
             run_link=f"runs:/{run_id}" if run_id is not None else None,
         )

@@ -222,7 +222,9 @@ class MemorySource(_Fake):
         environment: what `serving_environment()` answers.
     """
 
-    OPERATIONS = frozenset({"model_names", "read_model", "download_model", "set_version_tags", "set_alias"})
+    OPERATIONS = frozenset(
+        {"model_names", "read_model", "download_model", "artifact_location", "set_version_tags", "set_alias"}
+    )
 
     def __init__(
         self, identity: str = "memory://mlflow", environment: Mapping[str, str] = PYFUNC_ENVIRONMENT
@@ -232,6 +234,7 @@ class MemorySource(_Fake):
         self._environment = dict(environment)
         self._models: dict[str, _Model] = {}
         self._model_dirs: dict[str, Path | None] = {}
+        self._locations: dict[tuple[str, str], str] = {}
         self.tag_writes: list[TagWrite] = []
         self.alias_writes: list[AliasWrite] = []
 
@@ -281,6 +284,7 @@ class MemorySource(_Fake):
         entry.next_version = max(entry.next_version, int(number) + 1)
         uri = artifact_uri or f"memory://{model}/{number}"
         self._model_dirs[uri] = model_dir
+        self._locations[model, number] = uri
         entry.versions[number] = SourceVersion(
             model_name=model,
             version=number,
@@ -292,7 +296,6 @@ class MemorySource(_Fake):
             metrics=dict(metrics or {}),
             run_tags=dict(run_tags or {}),
             datasets=tuple(datasets),
-            artifact_uri=uri,
             user=user,
             run_link=f"runs:/{run_id}" if run_id else None,
         )
@@ -368,6 +371,11 @@ class MemorySource(_Fake):
             dest.mkdir(parents=True, exist_ok=True)
             (dest / "MLmodel").write_text(_MINIMAL_MLMODEL, encoding="utf-8")
             return dest
+
+    def artifact_location(self, name: str, version: str) -> str:
+        with self._call("artifact_location"):
+            self._version(name, version)  # a version that does not exist fails as MLflow would
+            return self._locations[name, version]
 
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         """Write only the tags whose value differs, each recorded in `tag_writes`; none: no call at all."""
