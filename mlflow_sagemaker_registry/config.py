@@ -98,6 +98,8 @@ class Settings:
     approval_conflicts: str = "sagemaker"
     prune: bool = False
     approval: ApprovalRules = field(default_factory=ApprovalRules)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Extra `CustomerMetadataProperties`: SageMaker key -> where its value comes from (`[metadata]`)."""
     # The HMAC key MLflow signs webhook deliveries with (`MLSYNC_WEBHOOK_SECRET`); kept out of repr so
     # that logging or printing settings never shows it.
     webhook_secret: str | None = field(default=None, repr=False)
@@ -123,11 +125,25 @@ class Settings:
         return self.images.get(model_name, self.image)
 
 
+_TABLES = frozenset({"images", "approval", "metadata"})
+"""The settings that are tables, in the file only."""
+
+METADATA_SOURCES: Mapping[str, bool] = {
+    "param": True,
+    "metric": True,
+    "run_tag": True,
+    "tag": True,
+    "user": False,
+    "training_dataset": False,
+    "training_dataset_version": False,
+}
+"""Where a `[metadata]` value may come from, and whether it names something (`param:lr`) or not (`user`)."""
+
 # Lists of text: an array in the file, comma-separated in the environment.
 _INSTANCE_TYPE_LISTS = frozenset({"realtime_instance_types", "transform_instance_types"})
 _LISTS = _INSTANCE_TYPE_LISTS | {"webhook_previous_secrets"}
 _SCALARS: Mapping[str, type] = {
-    f.name: str for f in fields(Settings) if f.name not in {"images", "approval", *_LISTS}
+    f.name: str for f in fields(Settings) if f.name not in {*_TABLES, *_LISTS}
 } | {
     "max_attempts": int,
     "concurrency": int,
@@ -174,13 +190,17 @@ def load_settings(
             merged[name] = tuple(item.strip() for item in env[variable].split(",") if item.strip())
         elif name in table:
             merged[name] = _str_list(table[name], name)
-    unknown = set(table) - set(_SCALARS) - _LISTS - {"images", "approval"}
+    unknown = set(table) - set(_SCALARS) - _LISTS - _TABLES
     if unknown:
         raise ConfigError(
             f"unknown setting(s) {sorted(unknown)} in the config file; see docs/configuration.md for the "
             "names mlsync knows"
         )
-    settings = Settings(**merged, images=_str_map(table.get("images", {}), "images"))
+    settings = Settings(
+        **merged,
+        images=_str_map(table.get("images", {}), "images"),
+        metadata=_metadata_table(table.get("metadata", {})),
+    )
     settings = replace(settings, approval=_approval_rules(table.get("approval", {})))
     _validate(settings)
     return settings
@@ -257,6 +277,25 @@ def _status_map(value: Any, name: str) -> dict[str, ApprovalStatus]:
             choices = ", ".join(s.value for s in ApprovalStatus)
             raise ConfigError(f"[{name}] {key} = {status!r}: use one of {choices}") from None
     return result
+
+
+def _metadata_table(table: Any) -> dict[str, str]:
+    """`[metadata]`: SageMaker key -> `kind` or `kind:name` (METADATA_SOURCES), checked now so that a typo
+    fails at load, naming the key and the fix, not at the first package."""
+    from .mapping.limits import fits_key  # here, not at the top: mapping imports this module
+    from .mapping.metadata import OWNED_PREFIXES
+
+    sources = ", ".join(f"{kind}:<name>" if named else kind for kind, named in METADATA_SOURCES.items())
+    for key, source in _str_map(table, "metadata").items():
+        if not fits_key(key) or key.startswith(OWNED_PREFIXES):
+            raise ConfigError(
+                f"[metadata] {key!r}: a SageMaker metadata key is 1-128 letters, digits, spaces and "
+                f"_ . : / = + - @, and may not start with {', '.join(OWNED_PREFIXES)} (mlsync's own keys)"
+            )
+        kind, _, name = source.partition(":")
+        if kind not in METADATA_SOURCES or METADATA_SOURCES[kind] != bool(name):
+            raise ConfigError(f"[metadata] {key!r} = {source!r}: use one of {sources}")
+    return _str_map(table, "metadata")
 
 
 def _approval_rules(table: Any) -> ApprovalRules:

@@ -483,7 +483,9 @@ def _same_version(package: ObservedPackage, key: tuple[str, str, str]) -> bool:
 def _update(spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge) -> UpdatePackage | None:
     approval = merge.result if merge.result != package.approval else None
     held = package.customer_metadata
-    wanted = within_budget(spec.customer_metadata, foreign=len(held) - len(owned_keys(held)))
+    # Keys someone else added count against the budget; a configured key mlsync wrote is not theirs.
+    foreign = set(held) - set(owned_keys(held)) - set(spec.customer_metadata)
+    wanted = within_budget(spec.customer_metadata, foreign=len(foreign))
     change = PackageUpdate(
         approval=approval,
         approval_reason=_reason(spec, merge) if approval else "",

@@ -468,3 +468,45 @@ def test_a_switch_that_is_not_true_or_false_is_refused(tmp_path: Path) -> None:
         load_settings(env={"MLSYNC_PRUNE": "sometimes"}, cwd=tmp_path)
     (tmp_path / "mlsync.toml").write_text("prune = true\n")
     assert load_settings(env={}, cwd=tmp_path).prune is True
+
+
+# --- [metadata] -------------------------------------------------------------------------------------
+
+WORKSHOP_METADATA = """
+[metadata]
+"Algorithm" = "param:algorithm"
+"Accuracy" = "metric:accuracy"
+"Created by" = "user"
+"Training dataset version" = "training_dataset_version"
+"Team" = "run_tag:team"
+"Owner" = "tag:owner"
+"""
+
+
+def test_the_metadata_table_maps_sagemaker_keys_to_mlflow_values(tmp_path: Path) -> None:
+    settings = from_toml(tmp_path, WORKSHOP_METADATA)
+    assert list(settings.metadata.items()) == [
+        ("Algorithm", "param:algorithm"),
+        ("Accuracy", "metric:accuracy"),
+        ("Created by", "user"),
+        ("Training dataset version", "training_dataset_version"),
+        ("Team", "run_tag:team"),
+        ("Owner", "tag:owner"),
+    ]
+    assert load(tmp_path / "nothing-here").metadata == {}
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('"Algorithm" = "flavor"', "use one of param:<name>, metric:<name>"),
+        ('"Algorithm" = "param"', "use one of"),
+        ('"Created by" = "user:ana"', "use one of"),
+        ('"Bad,key" = "user"', "a SageMaker metadata key is 1-128"),
+        ('"metric.accuracy" = "metric:accuracy"', "may not start with mlflow., mlsync., param."),
+        ('"Accuracy" = 0.9', r"\[metadata\] in the config file must be a table of strings"),
+    ],
+)
+def test_a_bad_metadata_entry_is_refused_at_load_naming_it(tmp_path: Path, line: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        from_toml(tmp_path, f"[metadata]\n{line}\n")

@@ -764,6 +764,38 @@ def test_a_second_dataset_with_the_same_name_is_omitted_not_overwritten() -> Non
     assert metadata[KEY_OMITTED] == "1"
 
 
+def test_configured_keys_come_right_after_identity_with_values_from_each_source() -> None:
+    configured = {
+        "Algorithm": "param:algorithm",
+        "Accuracy": "metric:accuracy",
+        "Created by": "user",
+        "Training dataset version": "training_dataset_version",
+        "Team": "run_tag:team",
+        "Owner": "tag:owner",
+        "Missing": "param:nope",
+    }
+    v = version(
+        params={"algorithm": "XGBoost"},
+        metrics={"accuracy": 0.912},
+        user="Lambda Preprocessing Pipeline",
+        run_tags={"team": "ml"},
+        tags={"owner": "ana"},
+        datasets=(Dataset("train", "t1", context="training", tags=(("version", "v1.0"),)),),
+    )
+    metadata, omitted = customer_metadata(v, SOURCE, a_document(), configured)
+    keys = list(metadata)
+    assert keys[5:11] == ["Algorithm", "Accuracy", "Created by", "Training dataset version", "Team", "Owner"]
+    assert [metadata[k] for k in keys[5:11]] == [
+        "XGBoost",
+        "0.912",
+        "Lambda Preprocessing Pipeline",
+        "v1.0",
+        "ml",
+        "ana",
+    ]
+    assert "Missing" not in metadata and omitted == 0
+
+
 def test_the_training_dataset_name_and_version_come_first_after_identity() -> None:
     v = version(
         datasets=(

@@ -1080,6 +1080,19 @@ def test_metadata_stays_within_50_entries_beside_keys_added_by_hand() -> None:
     assert plan_for([linked(v, arn(1))], [settled]).actions == ()  # and it stays that way
 
 
+def test_configured_metadata_keys_are_not_counted_as_keys_added_by_hand() -> None:
+    """A `[metadata]` key mlsync wrote is desired, not foreign: a full budget stays as it is."""
+    settings = replace(SETTINGS, metadata={"Algorithm": "param:algorithm"})
+    v = version(1, params={"algorithm": "XGBoost", **{f"p{i:02d}": str(i) for i in range(60)}})
+    model = SourceModel(MODEL, versions=(linked(v, arn(1)),))
+    group = desired_group(model, settings)
+    spec = desired_package(v, group.name, SOURCE, settings)
+    assert spec.customer_metadata["Algorithm"] == "XGBoost" and len(spec.customer_metadata) == 50
+    observed = ObservedGroup(group.name, group.description, (created(spec, 1),))
+    actions = plan_model(model, group, observed, [spec], SOURCE).actions
+    assert not [a for a in actions if isinstance(a, UpdatePackage)]  # (the tag's digest is another matter)
+
+
 def test_a_group_description_changed_in_mlflow_later_is_drift_not_an_update() -> None:
     """Groups have no update API: the plan says so, and writes nothing for it."""
     v = version(1)

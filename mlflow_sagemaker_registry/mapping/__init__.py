@@ -59,7 +59,7 @@ def desired_package(version: SourceVersion, group: str, source_id: str, settings
     run_document = make_document(prefix, run_record(version))
     # The problem type may be tagged on the version or its run; the version's tag wins.
     statistics = quality_statistics(version.metrics, {**version.run_tags, **version.tags})
-    metadata, _ = customer_metadata(version, source_id, run_document)
+    metadata, _ = customer_metadata(version, source_id, run_document, settings.metadata)
     description = clean_description(version.description)
     return PackageSpec(
         group_name=group,

@@ -50,15 +50,19 @@ def format_metric(value: float) -> str:
 
 
 def customer_metadata(
-    version: SourceVersion, source_id: str, run_document: Document
+    version: SourceVersion,
+    source_id: str,
+    run_document: Document,
+    configured: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str], int]:
     """The `CustomerMetadataProperties` of a version, within SageMaker's limits.
 
-    Identity keys first (they are how a package is matched to its MLflow version), then the training
+    Identity keys first (they are how a package is matched to its MLflow version), then the keys the
+    `[metadata]` setting names (`configured`: key -> source, config.METADATA_SOURCES), then the training
     dataset's name and version, datasets, metrics and params in name order while the 50-entry budget
-    lasts. Returns the map and how many
-    items did not fit as they are (those are only in the run document, which the metadata names); a
-    second dataset with the name of one already kept is one of those.
+    lasts. A configured key whose source the version lacks is left out (not counted). Returns the map
+    and how many items did not fit as they are (those are only in the run document, which the metadata
+    names); a second dataset with the name of one already kept is one of those.
     """
     entries: dict[str, str] = {
         KEY_MODEL: encode_identity(version.model_name),
@@ -71,6 +75,7 @@ def customer_metadata(
     if version.user and fits_value(version.user):
         entries[KEY_USER] = version.user
     candidates: list[tuple[str, str]] = [
+        *_configured(version, configured or {}),
         *_training_dataset(version),
         # A dataset logged in two contexts (training and evaluation) is one `dataset.<name>` entry.
         *dict.fromkeys((DATASET_PREFIX + d.name, d.digest) for d in version.datasets),
@@ -87,6 +92,30 @@ def customer_metadata(
             omitted += 1
     entries[KEY_OMITTED] = str(omitted)
     return entries, omitted
+
+
+def _configured(version: SourceVersion, configured: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The `[metadata]` entries the version has a value for, in the order the setting lists them."""
+    entries = []
+    for key, source in configured.items():
+        value = _source_value(version, *source.partition(":")[::2])
+        if value is not None:
+            entries.append((key, value))
+    return entries
+
+
+def _source_value(version: SourceVersion, kind: str, name: str) -> str | None:
+    """One `[metadata]` source's value for the version (None when it has none); kinds as in
+    config.METADATA_SOURCES, which validates them at load."""
+    if kind == "metric":
+        return format_metric(version.metrics[name]) if name in version.metrics else None
+    named = {"param": version.params, "run_tag": version.run_tags, "tag": version.tags}
+    if kind in named:
+        return named[kind].get(name)
+    if kind == "user":
+        return version.user
+    training = dict(_training_dataset(version))
+    return training.get(KEY_TRAINING_DATASET if kind == "training_dataset" else KEY_TRAINING_DATASET_VERSION)
 
 
 def _training_dataset(version: SourceVersion) -> list[tuple[str, str]]:
