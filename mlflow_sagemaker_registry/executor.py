@@ -119,8 +119,8 @@ class _Run:
 class Executor:
     """Applies plans; holds nothing between calls but its collaborators.
 
-    Each action type has one handler (`_HANDLERS`): adding an action is adding its class in actions.py,
-    its handler here and the planner rule that makes it.
+    Each action type has its handlers in `_HANDLERS`, one a step (most actions are one step): adding an
+    action is adding its class in actions.py, its handler here and the planner rule that makes it.
     """
 
     def __init__(self, settings: Settings, gateways: Gateways) -> None:
