@@ -22,6 +22,7 @@ CORE = [
     "engine",
     "triggers.reconcile",
     "triggers.eventbridge",
+    "versions",
 ]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 from typing import TYPE_CHECKING, Literal, cast, get_args
 
 import boto3
@@ -18,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 from ..errors import ConfigError, GatewayError, NotFoundError
+from ..versions import installed
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -81,7 +81,7 @@ def aws_clients(
         region_name=resolved,
         # botocore's `max_attempts` counts retries only; `total_max_attempts` is AWS_MAX_ATTEMPTS' meaning.
         retries={"mode": _retry_mode(retry_mode), "total_max_attempts": max_attempts},
-        user_agent_extra=f"mlsync/{_version()}",
+        user_agent_extra=f"mlsync/{installed()}",  # shows mlsync's calls apart in CloudTrail
         max_pool_connections=max(_BOTOCORE_POOL, concurrency),
     )
     return AwsClients(
@@ -96,14 +96,6 @@ def _retry_mode(value: str) -> RetryMode:
     if value not in get_args(RetryMode):
         raise ConfigError(f"unknown AWS retry mode {value!r}: use one of {', '.join(get_args(RetryMode))}")
     return cast(RetryMode, value)
-
-
-def _version() -> str:
-    """mlsync's installed version, for the User-Agent that shows mlsync's calls apart in CloudTrail."""
-    try:
-        return metadata.version("mlflow-sagemaker-registry")
-    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"
 
 
 @contextmanager

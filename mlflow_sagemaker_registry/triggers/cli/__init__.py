@@ -35,6 +35,7 @@ from ...plan_output import (
     status_table,
 )
 from ...planner import Plan
+from ...versions import summary
 from .emulator import emulator
 from .shell import (
     EXIT_FAILED,
@@ -68,6 +69,14 @@ from .webhook import serve, webhook
 )
 @click.option("--output", type=click.Choice(OUTPUTS), default="text", show_default=True)
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _, value: _show_version(ctx, value),
+    help="Show mlsync's, MLflow's and boto3's versions, and exit.",
+)
 @click.pass_context
 def cli(ctx: click.Context, /, output: str, verbose: int, **flags: Any) -> None:
     """Mirror an MLflow Model Registry into the Amazon SageMaker Model Registry."""
@@ -76,6 +85,13 @@ def cli(ctx: click.Context, /, output: str, verbose: int, **flags: Any) -> None:
         format="%(levelname)s %(name)s: %(message)s",
     )
     ctx.obj = Context(flags, output)
+
+
+def _show_version(ctx: click.Context, wanted: bool) -> None:
+    """`--version`: read from package metadata only when asked, so other commands pay nothing for it."""
+    if wanted and not ctx.resilient_parsing:
+        click.echo(summary())
+        ctx.exit()
 
 
 def _depth_options(command: F) -> F:
