@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -18,6 +19,14 @@ from mlflow.exceptions import MlflowException
 from mlflow_sagemaker_registry.emulator import WRITE_OPERATIONS, Call, CallLog
 from mlflow_sagemaker_registry.mapping.tags import OWN_TAGS
 from mlflow_sagemaker_registry.triggers.cli import cli
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def json_blocks(page: str) -> list[Any]:
+    """The ```json blocks of docs/`page`, parsed: the documents the docs show, checked by tests."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL)]
 
 
 def mlsync(*args: str, env: Mapping[str, str] | None = None) -> Result:

@@ -23,6 +23,7 @@ CORE = [
     "triggers.reconcile",
     "triggers.eventbridge",
     "versions",
+    "iam_policy",
 ]
 
 

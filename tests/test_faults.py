@@ -11,10 +11,8 @@ or as a child process where it must be killed or run three at once.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import re
 import sqlite3
 import subprocess
 import time
@@ -32,6 +30,7 @@ from click.testing import CliRunner
 from e2e_support import (
     calls_since,
     every_package,
+    json_blocks,
     mlflow_snapshot,
     mlsync,
     mlsync_child,
@@ -460,14 +459,6 @@ def test_models_whose_names_differ_only_in_case_never_share_a_group(
 
 
 # -- the operations guide and its neighbours -------------------------------------------------------
-
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-
-
-def json_blocks(page: str) -> list[Any]:
-    """The ```json blocks of docs/`page`, parsed."""
-    text = (DOCS / page).read_text(encoding="utf-8")
-    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL)]
 
 
 def test_the_lifecycle_rule_in_operations_md_is_one_s3_accepts_for_mlsyncs_prefix(

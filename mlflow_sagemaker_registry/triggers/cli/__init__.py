@@ -12,6 +12,7 @@ the error hierarchy into exit codes (documented in docs/configuration.md):
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ import click
 from ...actions import Action
 from ...config import DEFAULT_CONCURRENCY
 from ...executor import Report
+from ...iam_policy import iam_policy
 from ...plan_output import (
     failure_lines,
     plan_json,
@@ -212,6 +214,21 @@ def status(obj: Context, model: str) -> None:
         rows = obj.engine(settings).status(model)
     click.echo(status_json(rows) if obj.output == "json" else status_table(model, rows))
     sys.exit(0 if all(r.in_sync for r in rows) else EXIT_FAILED)
+
+
+@cli.command("iam-policy")
+@click.option(
+    "--account",
+    default="*",
+    show_default=True,
+    help="The AWS account id the SageMaker resources are in (* matches any).",
+)
+@click.pass_obj
+def iam_policy_command(obj: Context, account: str) -> None:
+    """Print the least-privilege IAM policy for these settings (S3 prefix, group prefix, on_delete)."""
+    with errors():
+        document = iam_policy(obj.settings(), account)
+    click.echo(json.dumps(document, indent=2))
 
 
 def _planned_exit(result: Plan) -> int:
