@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import http.client
 import multiprocessing
-import signal
 import socket
 import statistics
 import subprocess
@@ -37,11 +36,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -56,6 +54,7 @@ import sklearn
 from mlflow.entities import Metric, Param
 from sklearn.linear_model import LogisticRegression
 
+from mlflow_sagemaker_registry.childprocess import answers, stop_session
 from mlflow_sagemaker_registry.config import Settings, load_settings
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
 from mlflow_sagemaker_registry.engine import Engine
@@ -134,27 +133,13 @@ def mlflow_server(root: Path, workers: int) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
-        while not _answers(f"{url}/health"):
+        while not answers(f"{url}/health"):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"mlflow server did not start:\n{log.read_text()}")
             time.sleep(0.2)
         yield url
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except OSError:
-        return False
+        stop_session(process)
 
 
 def _proxy_handler(upstream: str, latency_ms: Any) -> type[BaseHTTPRequestHandler]:

@@ -10,12 +10,15 @@ subclass's (``EmulatorProcess``, ``ReceiverProcess``).
 from __future__ import annotations
 
 import abc
+import os
 import selectors
 import signal
 import subprocess
+import urllib.request
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from types import TracebackType
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 _LISTENING = "listening on "
 _Server = TypeVar("_Server", bound="ChildServer")
@@ -82,3 +85,24 @@ def stop_child(
         except subprocess.TimeoutExpired:
             process.kill()
             raise
+
+
+def stop_session(process: subprocess.Popen[Any]) -> None:
+    """Stop a child started with ``start_new_session=True`` and everything it spawned (a server's
+    workers): SIGTERM to its process group, SIGKILL after 10 s, then reap it."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def answers(url: str) -> bool:
+    """Whether a GET of ``url`` answers 2xx within a second: a child server that is up."""
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except OSError:
+        return False

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from mlflow_sagemaker_registry.childprocess import answers, stop_session
 
 
 def free_port() -> int:
@@ -56,7 +56,7 @@ def mlflow_server(
                 yield url
                 return
         finally:
-            _stop(process)
+            stop_session(process)
 
 
 STARTS = 3
@@ -87,28 +87,10 @@ def _started(process: subprocess.Popen[bytes], url: str, log: Path, *, retry: bo
     test on another worker, took the port after `free_port` chose it); otherwise fails the test."""
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:
-        if _answers(f"{url}/health"):
+        if answers(f"{url}/health"):
             return True
         time.sleep(0.2)
     output = log.read_text()
     if retry and process.poll() is not None and "address already in use" in output.lower():
         return False
     pytest.fail(f"mlflow server did not start:\n{output}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    with suppress(ProcessLookupError):  # its own session: the server and any worker it spawned
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except OSError:
-        return False
