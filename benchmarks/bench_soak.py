@@ -462,9 +462,12 @@ def soak_plugin(setup: Setup, *, registrations: int, models: int = 5) -> PluginS
         mirrored = wait_for_mirrors(SETTLE_TIMEOUT)
         mirrored_after = time.monotonic() - started - seconds
         time.sleep(REST_SECONDS)
-        # Each MLflow artifact download leaves its repository's idle thread pool alive until the garbage
-        # collector frees the repository (a reference cycle): collected here, so the end sample shows
-        # what is kept, not what is merely not collected yet (the max column still counts them).
+        # At rest: a mirror's own tag writes may have queued one more (no-op) reconcile meanwhile, whose
+        # pools are gone once it ends; and each MLflow artifact download leaves its repository's idle
+        # thread pool alive until the garbage collector frees the repository (a reference cycle). So the
+        # end sample follows both, and shows what is kept, not what is still busy or not yet collected
+        # (the max column counts those).
+        wait_for_mirrors(SETTLE_TIMEOUT)
         gc.collect()
     # Each reconcile of a model describes its group once (as tests/test_webhook_e2e.py counts them).
     groups = {group_name(name) for name in names}
