@@ -333,7 +333,12 @@ def _tasks(actions: Sequence[Action]) -> list[_Task]:
 
 
 def _stamped(tags: Mapping[str, str], stamp_approved: bool) -> dict[str, str]:
-    """`tags`, plus `mlsync.approved_at` = now (UTC, ISO 8601) when the version has just become Approved."""
+    """`tags`, plus `mlsync.approved_at` = now (UTC, ISO 8601) when the version has just become Approved.
+
+    The stamp comes first: tags are written one by one in this order, and the synced approval, last,
+    is what tells the next run the version is no longer becoming Approved. A process killed between
+    the two then leaves a stamp the next run writes again, never an approval without its stamp.
+    """
     if not stamp_approved:
         return dict(tags)
-    return {**tags, TAG_APPROVED_AT: datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {TAG_APPROVED_AT: datetime.now(timezone.utc).isoformat(timespec="seconds"), **tags}

@@ -140,6 +140,17 @@ def test_an_approved_package_stamps_when_it_was_approved(ports: Ports) -> None:
     assert TAG_APPROVED_AT not in ports.tags("1")  # pending: nothing to stamp
 
 
+def test_the_stamp_is_written_before_the_synced_approval(ports: Ports) -> None:
+    """Tags are written one at a time: a process killed between the two must leave a stamp the next
+    run writes again (the synced approval still says "not yet"), never an approval without its stamp."""
+    ports.source.add_version(MODEL, "2", aliases=["champion"])
+
+    ports.created("2")
+
+    order = [write.key for write in ports.source.tag_writes if write.version == "2"]
+    assert order.index(TAG_APPROVED_AT) < order.index(TAG_SYNCED_APPROVAL) == len(order) - 1
+
+
 def test_the_same_model_is_uploaded_once_and_a_replayed_plan_creates_nothing(ports: Ports) -> None:
     ports.source.add_version(MODEL, "2")
     plan = (ports.group(), CreatePackage(ports.spec("1")), CreatePackage(ports.spec("2")))
