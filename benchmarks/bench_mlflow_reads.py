@@ -32,7 +32,6 @@ import multiprocessing
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -54,7 +53,7 @@ import sklearn
 from mlflow.entities import Metric, Param
 from sklearn.linear_model import LogisticRegression
 
-from mlflow_sagemaker_registry.childprocess import answers, stop_session
+from mlflow_sagemaker_registry.childprocess import answers, mlflow_server_command, stop_session
 from mlflow_sagemaker_registry.config import Settings, load_settings
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
 from mlflow_sagemaker_registry.engine import Engine
@@ -115,16 +114,8 @@ def mlflow_server(root: Path, workers: int) -> Iterator[str]:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "AWS_"))}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-    ]
-    command += ["--default-artifact-root", (root / "artifacts").as_uri(), "--no-serve-artifacts"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    artifacts = ["--default-artifact-root", (root / "artifacts").as_uri(), "--no-serve-artifacts"]
+    command = mlflow_server_command(root, port, *artifacts, workers=workers)
     log = root / "mlflow-server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

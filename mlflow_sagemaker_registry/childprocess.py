@@ -14,9 +14,11 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
@@ -106,3 +108,17 @@ def answers(url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def mlflow_server_command(root: Path, port: int, *args: str, workers: int = 1) -> list[str]:
+    """`mlflow server` on 127.0.0.1:`port` over the SQLite registry `root/mlflow.db`, plus `args`: the
+    tracking server the tests and benchmarks run mlsync against."""
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+    ]
+    return [*command, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *args]

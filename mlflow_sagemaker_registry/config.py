@@ -286,7 +286,8 @@ def _metadata_table(table: Any) -> dict[str, str]:
     from .mapping.metadata import OWNED_PREFIXES
 
     sources = ", ".join(f"{kind}:<name>" if named else kind for kind, named in METADATA_SOURCES.items())
-    for key, source in _str_map(table, "metadata").items():
+    entries = _str_map(table, "metadata")
+    for key, source in entries.items():
         if not fits_key(key) or key.startswith(OWNED_PREFIXES):
             raise ConfigError(
                 f"[metadata] {key!r}: a SageMaker metadata key is 1-128 letters, digits, spaces and "
@@ -295,7 +296,7 @@ def _metadata_table(table: Any) -> dict[str, str]:
         kind, _, name = source.partition(":")
         if kind not in METADATA_SOURCES or METADATA_SOURCES[kind] != bool(name):
             raise ConfigError(f"[metadata] {key!r} = {source!r}: use one of {sources}")
-    return _str_map(table, "metadata")
+    return entries
 
 
 def _approval_rules(table: Any) -> ApprovalRules:

@@ -275,7 +275,8 @@ _HANDLERS: Mapping[type, tuple[_Handler, ...]] = {
     RecordProblem: (Executor._record_problem,),
 }
 """The one place an action's type decides what happens: the handlers of its steps, in order. Only the
-last step waits for other actions (see `_tasks`); the ones before it run as soon as a worker is free."""
+last step waits for other actions of its model (see `_tasks`); the ones before it wait only for the
+model's group, then run as soon as a worker is free."""
 
 
 @dataclass(eq=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_sagemaker_registry.childprocess import answers, stop_session
+from mlflow_sagemaker_registry.childprocess import answers, mlflow_server_command, stop_session
 
 
 def free_port() -> int:
@@ -66,15 +65,7 @@ STARTS = 3
 def _start(
     root: Path, port: int, args: Sequence[str], env: Mapping[str, str], log: Path
 ) -> tuple[subprocess.Popen[bytes], str]:
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-    ]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", *args]
+    command = mlflow_server_command(root, port, *args)
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=root, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True

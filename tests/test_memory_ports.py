@@ -200,6 +200,25 @@ def test_a_created_package_lists_with_its_summary_and_describes_in_full(registry
     assert described(registry, arn) == created()
 
 
+def test_every_group_lists_at_once_with_its_summaries_in_version_order(
+    side: Side, registry: Registry
+) -> None:
+    """`list_groups` (a whole-registry plan's read) answers what `list_group` answers, for every group
+    whose name starts with the prefix, in one listing page of groups and one of packages."""
+    registry.create_package(spec("1"), SERVED)
+    registry.create_package(spec("2"), SERVED)
+    before = side.calls()
+
+    listings = registry.list_groups()
+
+    assert side.calls() - before == Counter({"ListModelPackageGroups": 1, "ListModelPackages": 1})
+    listing = listings[GROUP]
+    assert [s.package_version for s in listing.summaries] == [1, 2]
+    assert listings == {GROUP: registry.list_group(GROUP)}
+    assert registry.list_groups(GROUP[:3]) == listings
+    assert registry.list_groups("zz-no-such-prefix") == {}
+
+
 def test_versions_count_per_group_and_are_never_reused(registry: Registry) -> None:
     first = registry.create_package(spec("1"), SERVED)
     second = registry.create_package(spec("2"), SERVED)

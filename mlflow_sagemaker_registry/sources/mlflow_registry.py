@@ -306,21 +306,20 @@ class MlflowSource:
 
     def _read_run(self, name: str, version: str, run_id: str) -> Any:
         """The run, or None when it is permanently unreadable (see _PERMANENT_RUN_ERRORS)."""
-        try:
-            with self._translate(f"reading model {name!r} version {version}"):
+        with self._translate(f"reading model {name!r} version {version}"):
+            try:
                 return self._client.get_run(run_id)
-        except SourceError as error:
-            exc = error.__cause__
-            if not isinstance(exc, MlflowException) or exc.error_code not in _PERMANENT_RUN_ERRORS:
-                raise
-            log.warning(
-                "model %r version %s: run %s cannot be read (%s); mirroring it without params or metrics",
-                name,
-                version,
-                run_id,
-                exc.error_code,
-            )
-            return None
+            except MlflowException as exc:
+                if exc.error_code not in _PERMANENT_RUN_ERRORS:
+                    raise
+                log.warning(
+                    "model %r version %s: run %s cannot be read (%s); mirroring it without params or metrics",
+                    name,
+                    version,
+                    run_id,
+                    exc.error_code,
+                )
+                return None
 
     def _run_link(self, experiment_id: str, run_id: str) -> str:
         """The run's page in the MLflow UI when the tracking store is a server, else a `runs:/` URI."""

@@ -532,7 +532,8 @@ class MemoryRegistry(_Fake):
         return listing
 
     def list_groups(self, name_prefix: str = "") -> dict[str, GroupListing]:
-        self._count_pages("ListModelPackageGroups", len(self._groups))
+        # SageMaker filters by substring (`NameContains`); the gateway keeps the names that start with it.
+        self._count_pages("ListModelPackageGroups", sum(name_prefix in name for name in self._groups))
         listings = {
             name: self._listing(name) for name in sorted(self._groups) if name.startswith(name_prefix)
         }
