@@ -136,6 +136,9 @@ METADATA_SOURCES: Mapping[str, bool] = {
     "user": False,
     "training_dataset": False,
     "training_dataset_version": False,
+    "flavor": False,
+    "algorithm": False,
+    "model_class": False,
 }
 """Where a `[metadata]` value may come from, and whether it names something (`param:lr`) or not (`user`)."""
 

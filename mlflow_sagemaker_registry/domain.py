@@ -134,6 +134,9 @@ class PackageSpec:
     run_document: Document
     quality_statistics: Document | None
     approval_reason: str = ""
+    staged_keys: Mapping[str, str] = field(default_factory=dict)
+    """Metadata keys (key -> source) whose values only the staged model says (its flavor): added to
+    `customer_metadata` when the package is created, kept from the package after (mapping/algorithm.py)."""
 
     @property
     def documents(self) -> tuple[Document, ...]:

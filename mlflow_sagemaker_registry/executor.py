@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,6 +30,7 @@ from .config import Settings
 from .domain import ApprovalStatus
 from .errors import MlsyncError
 from .mapping import sync_status
+from .mapping.algorithm import staged_entries
 from .mapping.tags import (
     MAX_TAG_VALUE,
     TAG_APPROVED_AT,
@@ -202,7 +203,9 @@ class Executor:
         spec = action.spec
         if run.staged is None:
             return  # staging failed, and that failure is recorded
-        arn = self._registry.create_package(spec, run.staged.inference)
+        staged = staged_entries(run.staged.algorithm, spec.staged_keys)
+        created = replace(spec, customer_metadata={**spec.customer_metadata, **staged})
+        arn = self._registry.create_package(created, run.staged.inference)
         tags = {
             TAG_PACKAGE_ARN: arn,
             TAG_SYNC_STATUS: sync_status(spec),

@@ -40,6 +40,7 @@ from .domain import (
 )
 from .errors import MappingError, UnsafePlanError
 from .mapping import sync_status
+from .mapping.algorithm import held_entries
 from .mapping.approval import lifecycle_for
 from .mapping.identity import KEY_SERVER, identity_key, identity_of
 from .mapping.limits import MAX_APPROVAL_DESCRIPTION
@@ -483,9 +484,11 @@ def _same_version(package: ObservedPackage, key: tuple[str, str, str]) -> bool:
 def _update(spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge) -> UpdatePackage | None:
     approval = merge.result if merge.result != package.approval else None
     held = package.customer_metadata
+    # What staging added (the flavor) stays: the model's files, so its flavor, never change.
+    desired = {**spec.customer_metadata, **held_entries(held, spec.staged_keys)}
     # Keys someone else added count against the budget; a configured key mlsync wrote is not theirs.
-    foreign = set(held) - set(owned_keys(held)) - set(spec.customer_metadata)
-    wanted = within_budget(spec.customer_metadata, foreign=len(foreign))
+    foreign = set(held) - set(owned_keys(held)) - set(desired)
+    wanted = within_budget(desired, foreign=len(foreign))
     change = PackageUpdate(
         approval=approval,
         approval_reason=_reason(spec, merge) if approval else "",

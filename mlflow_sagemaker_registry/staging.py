@@ -29,6 +29,7 @@ from .config import Settings
 from .domain import Document, Inference, PackageSpec
 from .errors import MappingError
 from .images import ImageChoice, choose_container
+from .mapping.algorithm import Algorithm, algorithm_of
 from .ports import Gateways
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,12 @@ _MAX_NAME_BYTES = 255
 
 @dataclass(frozen=True)
 class Staged:
-    """A staged model: how to serve it, and how many objects staging uploaded (0 when all existed)."""
+    """A staged model: how to serve it, its algorithm (from its MLmodel file), and how many objects
+    staging uploaded (0 when all existed)."""
 
     inference: Inference
     uploaded: int
+    algorithm: Algorithm
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ class Stager:
             task=task,
             domain=domain,
         )
-        return Staged(served, model.uploaded + payload_uploaded)
+        return Staged(served, model.uploaded + payload_uploaded, algorithm_of(model.mlmodel.flavors))
 
     def _copy(self, spec: PackageSpec, location: str, work: Path, prefix: str) -> _ModelData:
         """Download, pack and upload (unless the content-addressed key exists) a `model.tar.gz`."""

@@ -499,7 +499,7 @@ def test_the_metadata_table_maps_sagemaker_keys_to_mlflow_values(tmp_path: Path)
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
-        ('"Algorithm" = "flavor"', "use one of param:<name>, metric:<name>"),
+        ('"Algorithm" = "flavour"', "use one of param:<name>, metric:<name>"),
         ('"Algorithm" = "param"', "use one of"),
         ('"Created by" = "user:ana"', "use one of"),
         ('"Bad,key" = "user"', "a SageMaker metadata key is 1-128"),

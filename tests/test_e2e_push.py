@@ -87,6 +87,7 @@ def test_push_all_mirrors_every_version_once(env: dict[str, str], emulator: Emul
         for number, package in enumerate(described, start=1):
             metadata = package["CustomerMetadataProperties"]
             assert metadata["mlflow.version"] == str(number)
+            assert metadata["mlflow.flavor"] == "sklearn"  # read from the MLmodel file when staged
             assert package["ModelApprovalStatus"] == expected[number - 1]
             assert package["InferenceSpecification"]["Containers"][0]["Image"].endswith(
                 f"/mlflow-pyfunc:{mlflow.__version__}"

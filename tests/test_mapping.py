@@ -717,14 +717,14 @@ def test_budget_order_is_datasets_then_metrics_then_params_by_name() -> None:
         params={f"p{i:02d}": str(i) for i in range(30)},
     )
     metadata, omitted = customer_metadata(v, SOURCE, a_document())
-    assert len(metadata) == 50
+    assert len(metadata) == 48  # two entries are kept for the flavor and model class staging adds
     keys = list(metadata)
-    # 6 identity keys, 10 datasets, 30 metrics, then params until 49, then the omitted count.
+    # 6 identity keys, 10 datasets, 30 metrics, then params until 47, then the omitted count.
     assert keys[6:16] == [f"{DATASET_PREFIX}ds{i}" for i in range(10)]
     assert keys[16:46] == [f"{METRIC_PREFIX}m{i:02d}" for i in range(30)]
-    assert keys[46:49] == [f"{PARAM_PREFIX}p00", f"{PARAM_PREFIX}p01", f"{PARAM_PREFIX}p02"]
-    assert omitted == 27
-    assert metadata[KEY_OMITTED] == "27"
+    assert keys[46:47] == [f"{PARAM_PREFIX}p00"]
+    assert omitted == 29
+    assert metadata[KEY_OMITTED] == "29"
     assert metadata[f"{DATASET_PREFIX}ds3"] == "digest3"
     assert metadata[f"{METRIC_PREFIX}m07"] == "7.0"
 

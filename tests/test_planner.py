@@ -1065,8 +1065,8 @@ def test_metadata_stays_within_50_entries_beside_keys_added_by_hand() -> None:
     """Keys someone added in SageMaker are kept; mlsync drops its lowest-priority `param.*` keys instead."""
     v = version(1, params={f"p{i:02d}": str(i) for i in range(60)})
     spec = spec_of(v)
-    assert len(spec.customer_metadata) == 50
-    by_hand = {f"team.note{i}": "x" for i in range(3)}
+    assert len(spec.customer_metadata) == 48  # and two for what staging adds
+    by_hand = {f"team.note{i}": "x" for i in range(5)}
     package = created(spec, 1, customer_metadata={**spec.customer_metadata, **by_hand})  # 53: as if merged
     (update,) = [a for a in plan_for([linked(v, arn(1))], [package]).actions if isinstance(a, UpdatePackage)]
     kept = {**package.customer_metadata, **update.change.metadata_set}
@@ -1087,7 +1087,7 @@ def test_configured_metadata_keys_are_not_counted_as_keys_added_by_hand() -> Non
     model = SourceModel(MODEL, versions=(linked(v, arn(1)),))
     group = desired_group(model, settings)
     spec = desired_package(v, group.name, SOURCE, settings)
-    assert spec.customer_metadata["Algorithm"] == "XGBoost" and len(spec.customer_metadata) == 50
+    assert spec.customer_metadata["Algorithm"] == "XGBoost" and len(spec.customer_metadata) == 48
     observed = ObservedGroup(group.name, group.description, (created(spec, 1),))
     actions = plan_model(model, group, observed, [spec], SOURCE).actions
     assert not [a for a in actions if isinstance(a, UpdatePackage)]  # (the tag's digest is another matter)

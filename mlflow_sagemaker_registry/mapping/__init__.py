@@ -1,8 +1,9 @@
 """Pure mapping: one MLflow registered model / version -> the SageMaker group / package it should be.
 
 Split by concern: `limits` (SageMaker's text limits), `identity` (package identity, group names, client
-tokens), `metadata` (`CustomerMetadataProperties`), `documents` (S3 documents, quality statistics),
-`approval` (approval and lifecycle rules), `tags` (the MLflow tags mlsync writes). This module composes
+tokens), `metadata` (`CustomerMetadataProperties`), `algorithm` (the flavor, filled at staging),
+`documents` (S3 documents, quality statistics), `approval` (approval and lifecycle rules), `tags` (the
+MLflow tags mlsync writes). This module composes
 them into a desired group and package and re-exports their public names.
 
 No I/O and no boto3, mlflow or click: every rule here is unit-tested exhaustively and documented in
@@ -27,6 +28,7 @@ import json
 
 from ..config import Settings
 from ..domain import GroupSpec, PackageSpec, SourceModel, SourceVersion
+from .algorithm import DEFAULT_STAGED, staged_keys
 from .approval import decide_approval
 from .documents import make_document, quality_statistics, run_record
 from .identity import KEY_MODEL, KEY_SERVER, client_token, encode_identity, group_name
@@ -74,6 +76,7 @@ def desired_package(version: SourceVersion, group: str, source_id: str, settings
         run_document=run_document,
         quality_statistics=make_document(prefix, statistics) if statistics else None,
         approval_reason=f"mlsync: {decision.reason}"[:MAX_APPROVAL_DESCRIPTION],
+        staged_keys=staged_keys(settings.metadata),
     )
 
 
@@ -92,5 +95,10 @@ def sync_status(spec: PackageSpec) -> str:
         "properties": dict(spec.metadata_properties),
         "statistics": spec.quality_statistics.digest if spec.quality_statistics else None,
     }
+    if dict(spec.staged_keys) not in ({}, dict(DEFAULT_STAGED)):
+        # A `[metadata]` key filled at staging was added or removed: the package is described again, so
+        # the key is set from the flavor it holds. (Left out otherwise: a digest that covered mlsync's
+        # own staged keys would have changed every version's status once.)
+        state["staged"] = dict(spec.staged_keys)
     digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
     return f"{SYNCED} {digest}"

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from ..domain import Document, SourceVersion
+from .algorithm import STAGED_SOURCES, staged_keys
 from .identity import KEY_MODEL, KEY_SERVER, KEY_VERSION, encode_identity
 from .limits import MAX_METADATA_ENTRIES, fits_key, fits_value
 
@@ -60,7 +61,8 @@ def customer_metadata(
     Identity keys first (they are how a package is matched to its MLflow version), then the keys the
     `[metadata]` setting names (`configured`: key -> source, config.METADATA_SOURCES), then the training
     dataset's name and version, datasets, metrics and params in name order while the 50-entry budget
-    lasts. A configured key whose source the version lacks is left out (not counted). Returns the map
+    lasts. A configured key whose source the version lacks is left out (not counted). Room is kept for
+    the keys filled when the model is staged (`algorithm.staged_keys`: its flavor). Returns the map
     and how many items did not fit as they are (those are only in the run document, which the metadata
     names); a second dataset with the name of one already kept is one of those.
     """
@@ -83,7 +85,8 @@ def customer_metadata(
         *((PARAM_PREFIX + k, v) for k, v in sorted(version.params.items())),
     ]
     omitted = 0
-    budget = MAX_METADATA_ENTRIES - len(entries) - 1  # one entry is kept for KEY_OMITTED
+    # One entry is kept for KEY_OMITTED, and one for each key staging fills.
+    budget = MAX_METADATA_ENTRIES - len(entries) - 1 - len(staged_keys(configured or {}))
     for key, value in candidates:
         if budget > 0 and key not in entries and fits_key(key) and fits_value(value):
             entries[key] = value
@@ -98,6 +101,8 @@ def _configured(version: SourceVersion, configured: Mapping[str, str]) -> list[t
     """The `[metadata]` entries the version has a value for, in the order the setting lists them."""
     entries = []
     for key, source in configured.items():
+        if source in STAGED_SOURCES:
+            continue  # filled when the model is staged
         value = _source_value(version, *source.partition(":")[::2])
         if value is not None:
             entries.append((key, value))
