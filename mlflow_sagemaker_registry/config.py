@@ -31,6 +31,8 @@ S3_PREFIX_PATTERN = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z
 # The run document's URI `<prefix>/documents/<64 hex>.json` is a metadata value (at most 256 characters).
 MAX_S3_PREFIX = 256 - len("/documents/") - 64 - len(".json")
 ARTIFACT_MODES = frozenset({"copy", "reference"})
+XGBOOST_CONTAINERS = frozenset({"pyfunc", "builtin"})
+"""What serves an MLflow xgboost model: MLflow's pyfunc image, or SageMaker's built-in XGBoost image."""
 ON_DELETE = frozenset({"reject", "delete"})
 APPROVAL_CONFLICTS = frozenset({"sagemaker", "mlflow"})
 """Who wins when MLflow and SageMaker both changed a version's approval since the last sync."""
@@ -86,6 +88,8 @@ class Settings:
     image: str | None = None
     images: Mapping[str, str] = field(default_factory=dict)
     artifact_mode: str = "copy"
+    xgboost_container: str = "pyfunc"
+    xgboost_image: str | None = None
     on_delete: str = "reject"
     realtime_instance_types: tuple[str, ...] = ()
     transform_instance_types: tuple[str, ...] = ()
@@ -341,6 +345,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"artifact_mode {settings.artifact_mode!r}: use copy (package model.tar.gz into s3_prefix) or "
             "reference (serve models MLflow keeps in S3 from where they are, uncompressed)"
+        )
+    if settings.xgboost_container not in XGBOOST_CONTAINERS:
+        raise ConfigError(
+            f"xgboost_container {settings.xgboost_container!r}: use pyfunc (MLflow's serving image, any "
+            "flavor) or builtin (SageMaker's XGBoost image serves MLflow xgboost models)"
         )
     if settings.on_delete not in ON_DELETE:
         raise ConfigError(

@@ -12,6 +12,12 @@ In order:
 3. otherwise MLflow's pyfunc image (`mlflow-pyfunc:<version>` in the account's ECR, pushed by
    `mlflow sagemaker build-and-push-container`), which serves any MLflow model.
 
+Before 2 and 3, an opt-in: with `xgboost_container = builtin`, an MLflow xgboost model is served by
+SageMaker's built-in XGBoost image in its algorithm mode (no script). That container loads every
+regular file at the root of `/opt/ml/model` as a model (pickle first, then `Booster.load_model`) and
+reads CSV or LIBSVM requests, so such a package's archive holds one file, `xgboost-model`: the booster
+the flavor saved (staging.py packs it; `mlsync verify` checks it by the same rule).
+
 The SDK is about 1 GB and optional, so it is reached through `FrameworkImages`, a seam tests can fill
 without it; `SdkFrameworkImages` is the implementation over the SDK's offline image catalogue.
 """
@@ -34,6 +40,10 @@ from .errors import MappingError
 log = logging.getLogger(__name__)
 
 ENTRY_POINT = "code/inference.py"
+XGBOOST_MODEL_FILE = "xgboost-model"
+"""The one file of a built-in XGBoost package's archive (the name SageMaker's XGBoost training writes)."""
+BUILTIN_CONTENT_TYPES = ("text/csv", "text/libsvm")
+BUILTIN_RESPONSE_TYPES = ("text/csv", "application/json")
 # How the SageMaker framework containers find a script shipped inside model.tar.gz (their script mode).
 SCRIPT_ENVIRONMENT: Mapping[str, str] = {
     "SAGEMAKER_PROGRAM": "inference.py",
@@ -53,9 +63,11 @@ class Framework:
 
 
 # `label` is the container's `Framework`, in the words Inference Recommender knows.
+XGBOOST_FLAVOR = "xgboost"
+_XGBOOST = Framework(XGBOOST_FLAVOR, "xgboost", "xgb_version", "XGBOOST")
 FRAMEWORKS = (
     Framework("sklearn", "sklearn", "sklearn_version", "SAGEMAKER-SCIKIT-LEARN"),
-    Framework("xgboost", "xgboost", "xgb_version", "XGBOOST"),
+    _XGBOOST,
     Framework("pytorch", "pytorch", "pytorch_version", "PYTORCH"),
 )
 
@@ -108,6 +120,8 @@ def choose_container(
     configured = choice.settings.image_for(model_name)
     if configured is not None:
         return Container(configured, url, choice.pyfunc_environment, compressed=compressed)
+    if serves_builtin_xgboost(choice.settings, model_name, mlmodel):
+        return _builtin_xgboost_container(choice, model_name, version, mlmodel, url)
     framework = _framework_container(choice, mlmodel, frozenset(files), model_data)
     if framework is not None:
         return framework
@@ -122,6 +136,65 @@ def choose_container(
     # No `Framework`: the pyfunc image is none of the framework containers SageMaker knows by name.
     image = choice.default_image(mlmodel.mlflow_version)
     return Container(image, url, choice.pyfunc_environment, compressed=compressed)
+
+
+def serves_builtin_xgboost(settings: Settings, model_name: str, mlmodel: MLmodel) -> bool:
+    """Whether SageMaker's built-in XGBoost image serves this model: opted in, no image configured for
+    the model, and an MLflow xgboost model."""
+    return (
+        settings.xgboost_container == "builtin"
+        and settings.image_for(model_name) is None
+        and XGBOOST_FLAVOR in mlmodel.flavors
+    )
+
+
+def xgboost_model_file(model_name: str, version: str, mlmodel: MLmodel) -> str:
+    """The booster file the xgboost flavor saved (`model.ubj`), relative to the model directory.
+
+    Raises:
+        MappingError: the MLmodel file's xgboost flavor names no model file.
+    """
+    data = mlmodel.flavors[XGBOOST_FLAVOR].get("data")
+    if not data:
+        raise MappingError(
+            model_name,
+            version,
+            "its MLmodel file's xgboost flavor names no model file (`data`)",
+            "log the model with mlflow.xgboost.log_model, or set xgboost_container = pyfunc",
+        )
+    return str(data)
+
+
+def _builtin_xgboost_container(
+    choice: ImageChoice, model_name: str, version: str, mlmodel: MLmodel, url: str
+) -> Container:
+    """The built-in XGBoost image's container: `xgboost_image`, else the SDK's image for the version of
+    XGBoost that saved the model. No environment: algorithm mode needs no script."""
+    image = choice.settings.xgboost_image
+    library_version = str(mlmodel.flavors[XGBOOST_FLAVOR].get(_XGBOOST.version_key, ""))
+    if image is None and choice.framework_images is not None and library_version:
+        instance_type = next(iter(choice.settings.realtime_instance_types), None)
+        image = choice.framework_images.uri(
+            _XGBOOST.sdk_name, library_version, mlmodel.python_version, instance_type
+        )
+    if image is None:
+        raise MappingError(
+            model_name,
+            version,
+            f"xgboost_container = builtin, but no SageMaker XGBoost image is known for XGBoost "
+            f"{library_version or '(version not recorded)'}",
+            "set xgboost_image to the built-in image's URI (docs/deployment.md), install "
+            "mlflow-sagemaker-registry[images], or set xgboost_container = pyfunc",
+        )
+    tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
+    return Container(
+        image,
+        url,
+        {},
+        framework=_XGBOOST.label,
+        framework_version=_framework_version(tag),
+        compressed=True,
+    )
 
 
 def _framework_container(

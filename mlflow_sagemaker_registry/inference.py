@@ -9,6 +9,8 @@ Recommender, and are only set when the flavor says what the model does.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -73,3 +75,31 @@ def task_and_domain(flavors: Mapping[str, Mapping[str, Any]]) -> tuple[str | Non
     if _TABULAR_FLAVORS.intersection(flavors):
         return None, MACHINE_LEARNING
     return None, None
+
+
+def csv_rows(request: Any) -> str | None:
+    """A scoring-server request body (`serving_input_example.json`, parsed) as CSV rows without a
+    header, the body SageMaker's built-in XGBoost image reads; None when it is no table of numbers
+    (a tensor of higher rank, named tensors, text).
+
+    The scoring server's forms: `dataframe_split` (columns and rows), `dataframe_records` (one object
+    per row, in the first row's key order), `inputs` / `instances` (a list of rows).
+    """
+    if not isinstance(request, Mapping):
+        return None
+    rows: Any = None
+    if isinstance(request.get("dataframe_split"), Mapping):
+        rows = request["dataframe_split"].get("data")
+    elif isinstance(request.get("dataframe_records"), list) and request["dataframe_records"]:
+        records = request["dataframe_records"]
+        if all(isinstance(record, Mapping) for record in records):
+            rows = [[record.get(key) for key in records[0]] for record in records]
+    else:
+        rows = request.get("inputs", request.get("instances"))
+    if not isinstance(rows, list) or not rows or not all(isinstance(row, list) for row in rows):
+        return None
+    if not all(isinstance(cell, (int, float)) and not isinstance(cell, bool) for row in rows for cell in row):
+        return None
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()

@@ -12,10 +12,15 @@ Two ways to stage the model data (`artifact_mode`):
 
 Either way the input example, when the model has one, becomes the package's sample payload, and the
 MLmodel file decides the image (`images.py`) and the inference metadata (`inference.py`).
+
+A model SageMaker's built-in XGBoost image serves (`xgboost_container = builtin`) is always copied, as
+the archive that image loads: the flavor's booster file alone, as `xgboost-model` at the root, and its
+sample payload as CSV rows.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import threading
@@ -28,7 +33,15 @@ from .artifacts import MLmodel
 from .config import Settings
 from .domain import Document, Inference, PackageSpec
 from .errors import MappingError
-from .images import ImageChoice, choose_container
+from .images import (
+    BUILTIN_CONTENT_TYPES,
+    BUILTIN_RESPONSE_TYPES,
+    XGBOOST_MODEL_FILE,
+    ImageChoice,
+    choose_container,
+    serves_builtin_xgboost,
+    xgboost_model_file,
+)
 from .mapping.algorithm import Algorithm, algorithm_of
 from .ports import Gateways
 
@@ -59,6 +72,8 @@ class _ModelData:
     files: tuple[str, ...]
     example: Path | None
     uploaded: int
+    builtin: bool = False
+    """Packed for SageMaker's built-in XGBoost image (`images.serves_builtin_xgboost`)."""
 
 
 class _Once:
@@ -118,7 +133,7 @@ class Stager:
             # resolution of a `models:/m-…` URI reads the global tracking URI, not this source's).
             location = self._source.artifact_location(spec.model_name, spec.version)
             if self._settings.artifact_mode == "reference" and location.startswith("s3://"):
-                model = self._reference(spec, location, Path(tmp))
+                model = self._reference(spec, location, Path(tmp), prefix)
             else:
                 model = self._copy(spec, location, Path(tmp), prefix)
             payload_url, payload_uploaded = self._payload(model.example, Path(tmp), prefix)
@@ -134,8 +149,10 @@ class Stager:
         task, domain = inference.task_and_domain(model.mlmodel.flavors)
         served = Inference(
             container=container,
-            content_types=inference.content_types(model.mlmodel.signature_inputs),
-            response_types=inference.RESPONSE_TYPES,
+            content_types=BUILTIN_CONTENT_TYPES
+            if model.builtin
+            else inference.content_types(model.mlmodel.signature_inputs),
+            response_types=BUILTIN_RESPONSE_TYPES if model.builtin else inference.RESPONSE_TYPES,
             realtime_instance_types=self._settings.realtime_instance_types,
             transform_instance_types=self._settings.transform_instance_types,
             sample_payload_url=payload_url,
@@ -151,20 +168,55 @@ class Stager:
         files = tuple(
             sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file())
         )
-        tarball = work / "model.tar.gz"
-        url = artifacts.artifact_key(prefix, artifacts.package_model(model_dir, tarball))
-        uploaded = self._upload(tarball, url)
         example = model_dir / mlmodel.serving_example if mlmodel.serving_example in files else None
-        return _ModelData(url, True, mlmodel, files, example, int(uploaded))
+        builtin = serves_builtin_xgboost(self._settings, spec.model_name, mlmodel)
+        packed = model_dir
+        if builtin:
+            packed, example = self._builtin_layout(spec, model_dir, mlmodel, example, work)
+        tarball = work / "model.tar.gz"
+        url = artifacts.artifact_key(prefix, artifacts.package_model(packed, tarball))
+        uploaded = self._upload(tarball, url)
+        return _ModelData(url, True, mlmodel, files, example, int(uploaded), builtin)
 
-    def _reference(self, spec: PackageSpec, location: str, work: Path) -> _ModelData:
-        """Point at the model where MLflow keeps it in S3; read only its MLmodel file and example."""
+    def _builtin_layout(
+        self, spec: PackageSpec, model_dir: Path, mlmodel: MLmodel, example: Path | None, work: Path
+    ) -> tuple[Path, Path | None]:
+        """The directory SageMaker's XGBoost image loads (the booster alone, as `xgboost-model`) and
+        the input example as CSV rows (None when it is not a table of numbers).
+
+        Raises:
+            MappingError: the flavor names no booster file, or the file is not there.
+        """
+        booster = model_dir / xgboost_model_file(spec.model_name, spec.version, mlmodel)
+        if not booster.is_file():
+            raise MappingError(
+                spec.model_name,
+                spec.version,
+                f"its xgboost flavor names {booster.name}, which the model directory does not hold",
+                "log the model again with mlflow.xgboost.log_model, or set xgboost_container = pyfunc",
+            )
+        packed = work / "builtin"
+        packed.mkdir()
+        booster.rename(packed / XGBOOST_MODEL_FILE)  # the download is this stage's own; no copy
+        rows = inference.csv_rows(json.loads(example.read_text(encoding="utf-8"))) if example else None
+        if rows is None:
+            return packed, None
+        csv_example = work / "payload.csv"
+        csv_example.write_text(rows, encoding="utf-8")
+        return packed, csv_example
+
+    def _reference(self, spec: PackageSpec, location: str, work: Path, prefix: str) -> _ModelData:
+        """Point at the model where MLflow keeps it in S3; read only its MLmodel file and example.
+        A model the built-in XGBoost image serves is copied instead (that image loads only its own
+        layout)."""
         url = location.rstrip("/") + "/"
         files = tuple(self._storage.list_prefix(url))
         _check_prefix_layout(spec, url, files)
         mlmodel = artifacts.parse_mlmodel(
             self._storage.read(url + "MLmodel").decode("utf-8"), url + "MLmodel"
         )
+        if serves_builtin_xgboost(self._settings, spec.model_name, mlmodel):
+            return self._copy(spec, location, work, prefix)
         example = None
         if mlmodel.serving_example in files:
             example = work / PurePosixPath(mlmodel.serving_example).name

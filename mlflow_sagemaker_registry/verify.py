@@ -8,7 +8,10 @@ For every version that has a package, these checks run, each independent of the 
                     an uncompressed prefix (artifact_mode = reference): its files download
     sample payload  its sha256 is the digest its key names
     prediction      the package's model, loaded with mlflow.pyfunc, predicts on the version's input
-                    example what the MLflow version's own model predicts
+                    example what the MLflow version's own model predicts; a package of SageMaker's
+                    built-in XGBoost image is loaded by that image's rule instead (every file at the
+                    archive's root is a booster; it must be `xgboost-model` alone) and predicts on its
+                    CSV sample payload what the MLflow version's booster predicts
 
 A document or archive changed after mlsync wrote it fails its digest check; a model that no longer
 loads or predicts differently fails the prediction. A check that cannot run for a reason that is not a
@@ -29,6 +32,7 @@ from . import artifacts
 from .domain import ObservedPackage, SourceVersion
 from .engine import StatusRow
 from .errors import MlsyncError
+from .images import XGBOOST_MODEL_FILE, xgboost_model_file
 from .mapping.metadata import KEY_DOCUMENT
 from .ports import Registry, Source, Storage
 
@@ -67,6 +71,10 @@ class Runner(Protocol):
 
     def predict(self, model_dir: Path, example: Any) -> Any:
         """The model's predictions on `example`, as the JSON the scoring server would answer."""
+        ...
+
+    def predict_booster(self, model_file: Path, rows: str) -> Any:
+        """An XGBoost booster file's predictions on CSV `rows`, as the built-in XGBoost image loads it."""
         ...
 
 
@@ -174,7 +182,7 @@ class Verifier:
                 _guarded("model quality", lambda: self._quality(package)),
                 _guarded("model data", lambda: self._model_data(package, work, served)),
                 _guarded("sample payload", lambda: self._payload(package, work)),
-                _guarded("prediction", lambda: self._prediction(version, served, work)),
+                _guarded("prediction", lambda: self._prediction(version, package, served, work)),
             )
         return PackageResult(name, number, arn, checks)
 
@@ -220,9 +228,16 @@ class Verifier:
         self._engine.storage.download_file(url, work / "payload.tar.gz")
         return _digest_check(url, artifacts.file_digest(work / "payload.tar.gz"), None)
 
-    def _prediction(self, version: SourceVersion, served: Path, work: Path) -> tuple[str, str]:
+    def _prediction(
+        self, version: SourceVersion, package: ObservedPackage, served: Path, work: Path
+    ) -> tuple[str, str]:
         if not (served / "MLmodel").is_file():
-            return FAILED, "the package's model data holds no MLmodel file, so it cannot be loaded"
+            if served.is_dir() and [p.name for p in served.iterdir() if p.is_file()] == [XGBOOST_MODEL_FILE]:
+                return self._builtin_prediction(version, package, served / XGBOOST_MODEL_FILE, work)
+            return FAILED, (
+                "the package's model data holds no MLmodel file, so it cannot be loaded, nor the layout "
+                f"of SageMaker's built-in XGBoost image (one {XGBOOST_MODEL_FILE} file at its root)"
+            )
         location = self._engine.source.artifact_location(version.model_name, version.version)
         original = self._engine.source.download_model(location, work / "mlflow")
         example = self._runner.input_example(original)
@@ -234,6 +249,31 @@ class Verifier:
         if difference is not None:
             return FAILED, f"the package predicts differently from MLflow: {difference}"
         return OK, "the package predicts on the input example exactly what the MLflow version predicts"
+
+    def _builtin_prediction(
+        self, version: SourceVersion, package: ObservedPackage, booster: Path, work: Path
+    ) -> tuple[str, str]:
+        """The package's booster, loaded as the built-in XGBoost image loads it, against the MLflow
+        version's own booster file, on the package's CSV sample payload."""
+        if package.sample_payload_url is None:
+            return SKIPPED, "the package has no CSV sample payload (the model's input example is no table)"
+        archive = work / "builtin-payload.tar.gz"
+        self._engine.storage.download_file(package.sample_payload_url, archive)
+        artifacts.unpack(archive, work / "builtin-payload")
+        (payload,) = (work / "builtin-payload").iterdir()
+        rows = payload.read_text(encoding="utf-8")
+        location = self._engine.source.artifact_location(version.model_name, version.version)
+        original = self._engine.source.download_model(location, work / "mlflow")
+        mlmodel = artifacts.read_mlmodel(original)
+        expected_file = original / xgboost_model_file(version.model_name, version.version, mlmodel)
+        expected = self._runner.predict_booster(expected_file, rows)
+        difference = _difference(expected, self._runner.predict_booster(booster, rows), "predictions")
+        if difference is not None:
+            return FAILED, f"the package predicts differently from MLflow: {difference}"
+        return OK, (
+            f"{XGBOOST_MODEL_FILE} loads as the built-in XGBoost image loads it and predicts on the "
+            "sample payload exactly what the MLflow version's booster predicts"
+        )
 
 
 def _guarded(name: str, check: Callable[[], tuple[str, str]]) -> Check:

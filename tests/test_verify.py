@@ -206,10 +206,8 @@ def test_a_tarball_that_does_not_unpack_fails_model_data_and_prediction(engine: 
 
     assert found["model data"][0] == FAILED
     assert "changed after mlsync wrote it; cannot unpack model.tar.gz" in found["model data"][1]
-    assert found["prediction"] == (
-        FAILED,
-        "the package's model data holds no MLmodel file, so it cannot be loaded",
-    )
+    assert found["prediction"][0] == FAILED
+    assert found["prediction"][1].startswith("the package's model data holds no MLmodel file")
 
 
 def test_different_predictions_fail_with_the_first_difference(engine: FakeEngine, model_dir: Path) -> None:

@@ -4,7 +4,7 @@ A scikit-learn model and a custom pyfunc model are mirrored into the emulator pr
 its moto S3; `mlsync verify --all` loads each package's model data with mlflow.pyfunc and compares its
 predictions with MLflow's. Tampering with a tarball or a metrics document makes it fail, by name. A
 model whose artifacts MLflow keeps in S3 is referenced there, uncompressed, when configured so.
-(xgboost is not installed in this environment, so it is not part of the run.)
+(XGBoost models, with SageMaker's built-in image too, are in test_builtin_xgboost.py.)
 """
 
 from __future__ import annotations

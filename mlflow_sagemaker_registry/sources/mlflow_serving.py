@@ -3,7 +3,8 @@
 - `pyfunc_environment`: the container environment `mlflow.sagemaker` gives its pyfunc serving image.
 - `PyfuncRunner`: load a model directory with `mlflow.pyfunc` and predict on its input example, with
   the result serialized exactly as MLflow's scoring server would answer it: what `mlsync verify`
-  compares between the MLflow version and the SageMaker package.
+  compares between the MLflow version and the SageMaker package (and, for a package of SageMaker's
+  built-in XGBoost image, loads its booster file as that image does).
 
 Like `mlflow_registry.py`, this is a source module: the core reaches it only through `ports`.
 """
@@ -69,3 +70,26 @@ class PyfuncRunner:
             raise SourceError(f"the model in {model_dir.name} failed to load or predict: {exc}") from exc
         document: Mapping[str, Any] = json.loads(output.getvalue())
         return document["predictions"]
+
+    def predict_booster(self, model_file: Path, rows: str) -> Any:
+        """What SageMaker's built-in XGBoost image answers for CSV `rows`: the file loaded as its
+        algorithm mode loads it (`xgboost.Booster().load_model`), predicting on the rows as a matrix.
+
+        Raises:
+            SourceError: xgboost is not installed, or the file does not load as a booster.
+        """
+        try:
+            import numpy as np
+            import xgboost
+        except ImportError as exc:
+            raise SourceError(f"checking a built-in XGBoost package needs xgboost installed: {exc}") from exc
+        try:
+            booster = xgboost.Booster()
+            booster.load_model(str(model_file))
+            matrix = np.loadtxt(io.StringIO(rows), delimiter=",", ndmin=2)
+            predictions: list[Any] = booster.predict(xgboost.DMatrix(matrix)).tolist()
+        except (xgboost.core.XGBoostError, ValueError) as exc:
+            raise SourceError(
+                f"{model_file.name} does not load or predict as an XGBoost booster: {exc}"
+            ) from exc
+        return predictions
