@@ -2,6 +2,7 @@
 
     MlsyncError                  base: everything mlsync raises on purpose
     ├── ConfigError              settings missing or malformed (exit code 2)
+    │   └── MissingExtraError    a path needs an optional dependency that is not installed (names the extra)
     ├── MappingError             an MLflow version cannot be mirrored as it is (names model, version, fix)
     ├── UnsafePlanError          a plan changes too many approvals at once; rerun with --force (exit code 3)
     ├── RollbackError            `mlsync rollback` has nothing to roll back from, or no target (exit code 2)
@@ -21,6 +22,17 @@ class MlsyncError(Exception):
 
 class ConfigError(MlsyncError):
     """Settings are missing or malformed; the message names the setting and how to set it."""
+
+
+class MissingExtraError(ConfigError):
+    """A path needs an optional dependency that is not installed; the message names the extra to install.
+
+    A setup problem like a missing setting (the same exit code); `extras.needs` raises it.
+    """
+
+    def __init__(self, message: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(message)
 
 
 class MappingError(MlsyncError):

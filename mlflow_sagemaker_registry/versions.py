@@ -21,7 +21,16 @@ def installed(distribution: str = DISTRIBUTION) -> str:
         return UNKNOWN
 
 
+def _mlflow_distribution() -> str:
+    """Which MLflow is installed: `mlflow`, or `mlflow-skinny` alone (a plain install of mlsync).
+
+    The full distribution requires the skinny one of its own version, so with both it is `mlflow`.
+    """
+    return "mlflow" if installed("mlflow") != UNKNOWN else "mlflow-skinny"
+
+
 def summary() -> str:
     """`mlsync --version`: mlsync's version and those of the libraries a bug report needs."""
-    others = ", ".join(f"{name} {installed(name)}" for name in ("mlflow", "boto3", "botocore"))
+    names = (_mlflow_distribution(), "boto3", "botocore")
+    others = ", ".join(f"{name} {installed(name)}" for name in names)
     return f"mlsync {installed()} ({others})"

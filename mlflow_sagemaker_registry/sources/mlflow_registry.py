@@ -11,6 +11,7 @@ module as `errors.SourceError`, naming the model or version and the registry wit
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import math
 import re
@@ -30,6 +31,7 @@ from mlflow.exceptions import MlflowException
 from ..config import PLUGIN_SCHEME_PREFIX
 from ..domain import Dataset, SourceModel, SourceVersion
 from ..errors import SourceError
+from ..extras import FULL, needs
 from .mlflow_serving import pyfunc_environment
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class MlflowSource:
     Raises:
         SourceError: a SQLite database or file store that the URIs name does not exist. MLflow would
             create an empty one, and mirroring an empty registry because of a typo helps no one.
+        MissingExtraError: the URIs name a SQL store and only mlflow-skinny is installed.
     """
 
     def __init__(
@@ -89,6 +92,8 @@ class MlflowSource:
         # MlflowClient opens (and so creates) the tracking store at once: check that it exists first.
         resolved_tracking_uri = tracking_uri or mlflow.get_tracking_uri()
         _require_local_store(resolved_tracking_uri)
+        for uri in (resolved_tracking_uri, registry_uri):
+            require_store_support(uri)
         with _translated("opening the registry", _normalize_uri(resolved_tracking_uri)):
             self._client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
         self._tracking_uri: str = self._client.tracking_uri
@@ -426,6 +431,20 @@ def _require_local_store(uri: str) -> None:
             f"there is no MLflow store at {path} (from {_USERINFO.sub('', uri)}). Check the tracking and "
             "registry URIs: a relative SQLite path is relative to the working directory."
         )
+
+
+def require_store_support(uri: str | None) -> None:
+    """Refuse a SQL store URI (plain or `mlsync+`) when SQLAlchemy is missing, naming the extra to install.
+
+    mlflow-skinny, what a plain install of mlsync brings, has no SQL stores; MLflow's own error for one
+    lists the schemes it does support, but not that the full `mlflow` distribution is what is missing.
+
+    Raises:
+        MissingExtraError: `uri` names a SQL store and SQLAlchemy cannot be imported.
+    """
+    if uri is not None and urlsplit(_strip_plugin(uri)).scheme.lower().partition("+")[0] in _SQL_DIALECTS:
+        with needs(FULL, f"the MLflow store {_normalize_uri(uri)}"):
+            importlib.import_module("sqlalchemy")  # MLflow's SQL stores are built on it
 
 
 def _normalize_uri(uri: str) -> str:

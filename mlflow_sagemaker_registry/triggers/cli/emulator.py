@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import click
 
-EXTRA_HINT = "pip install 'mlflow-sagemaker-registry[emulator]'"
+from ...extras import EMULATOR, needs
+from .shell import errors
 
 
 @click.command(
@@ -23,10 +24,6 @@ def emulator(ctx: click.Context) -> None:
 
     Point boto3 at it with AWS_ENDPOINT_URL=http://127.0.0.1:<port>. Needs the `emulator` extra.
     """
-    try:
+    with errors(), needs(EMULATOR, "mlsync emulator"):
         from ...emulator.__main__ import main
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the emulator needs its extra ({exc.name} is missing): {EXTRA_HINT}"
-        ) from exc
     main(list(ctx.args), prog="mlsync emulator")

@@ -1,8 +1,8 @@
 """`mlsync serve` and `mlsync webhook install|test`: the shell over the webhook receiver.
 
 Registered on the `mlsync` group at the end of cli.py, and sharing its group options, `Settings` and
-exit codes. The receiver (uvicorn, Starlette) and mlflow are imported only when a command runs, so the
-other commands do not pay for them.
+exit codes. The receiver (uvicorn, Starlette: the `serve` extra) and mlflow are imported only when a
+command runs, so the other commands neither pay for them nor need the extra.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import click
 
+from ...extras import SERVE, needs
 from ..webhook.install import DEFAULT_NAME, install_webhook, send_test_event
 from ..webhook.payload import EVENTS
 from ..webhook.signature import require_secret
@@ -92,9 +93,9 @@ def serve(obj: Context, host: str, port: int, reconcile_every: float | None, dra
     MLSYNC_EVENTS_TOKEN set, SageMaker's EventBridge events (through an API destination) are received on
     POST /events too. Stops gracefully on SIGINT or SIGTERM.
     """
-    from ..webhook.receiver import serve as run
-
     with errors():
+        with needs(SERVE, "mlsync serve"):
+            from ..webhook.receiver import serve as run
         settings = obj.settings()
         secret = require_secret(settings)
         settings.require_s3_prefix()

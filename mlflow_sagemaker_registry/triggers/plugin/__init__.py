@@ -202,7 +202,13 @@ def _build_inner_store(inner_uri: str, tracking_uri: str | None) -> Any:
     Through the scheme's builder, not `_get_store`: MLflow runs this constructor while holding the
     non-reentrant lock that `_get_store` takes, so calling it here would deadlock. The arguments follow
     MLflow's own rule (ModelRegistryStoreRegistry._get_store_with_resolved_uri).
+
+    Raises:
+        MissingExtraError: `inner_uri` is a SQL store and only mlflow-skinny is installed.
     """
+    from ...sources.mlflow_registry import require_store_support  # on first use, as `_connect`
+
+    require_store_support(inner_uri)
     builder = _get_store_registry().get_store_builder(inner_uri)  # type: ignore[no-untyped-call]
     parameters = inspect.signature(builder).parameters
     if "store_uri" in parameters and "tracking_uri" in parameters:
