@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .domain import ApprovalStatus, Document, GroupSpec, Lifecycle, PackageSpec, PackageUpdate
+from .domain import ApprovalStatus, Document, GroupSpec, Lifecycle, ModelCard, PackageSpec, PackageUpdate
 
 
 class _Step:
@@ -77,6 +77,7 @@ class CreatePackage(_Step):
             "client_token": spec.client_token,
             "metadata_entries": len(spec.customer_metadata),
             "documents": [d.s3_uri for d in spec.documents],
+            "model_card": spec.model_card.status if spec.model_card else None,
         }
 
     def text(self) -> str:
@@ -91,8 +92,9 @@ class CreatePackage(_Step):
 class UpdatePackage(_Step):
     """Change the updatable fields of an existing package in one UpdateModelPackage call.
 
-    `previous_approval` is what the approval was (for the plan's "from -> to"); `documents` are the S3
-    documents the new metadata names, written first; `after` see below.
+    `previous_approval` and `previous_card` are what the approval and the model card were (for the
+    plan's "from -> to"); `documents` are the S3 documents the new metadata names, written first; `after`
+    see below.
     """
 
     arn: str
@@ -104,6 +106,7 @@ class UpdatePackage(_Step):
     after: str | None = None
     """A version of the same model whose update must have succeeded first (a rollback rejects the
     deployed version only once its target is approved, so something stays deployable)."""
+    previous_card: ModelCard | None = None
     NOUN: ClassVar[str] = "packages to update"
 
     @property
@@ -122,9 +125,15 @@ class UpdatePackage(_Step):
         if change.approval is not None:
             out["approval"] = {"from": _value(self.previous_approval), "to": change.approval.value}
             out["approval_reason"] = change.approval_reason
+        if change.model_card is not None:
+            out["model_card"] = {
+                "status": {"from": _card_status(self.previous_card), "to": change.model_card.status},
+                "changed": _changed_sections(self.previous_card, change.model_card),
+                "content": change.model_card.sections,
+            }
         # Every other field as it is (a new updatable field needs nothing here).
         for name, value in vars(change).items():
-            if name not in ("approval", "approval_reason") and value:
+            if name not in ("approval", "approval_reason", "model_card") and value:
                 out[name] = _plain(value)
         return out
 
@@ -137,6 +146,10 @@ class UpdatePackage(_Step):
             parts.append(f"lifecycle {change.lifecycle.stage}/{change.lifecycle.stage_status}")
         if change.metadata_set or change.metadata_remove:
             parts.append(f"metadata {len(change.metadata_set)} set, {len(change.metadata_remove)} removed")
+        if change.model_card is not None:
+            changed = _changed_sections(self.previous_card, change.model_card)
+            status = f"{_card_status(self.previous_card) or '-'} -> {change.model_card.status}"
+            parts.append(f"model card {status}" + (f" ({', '.join(changed)} changed)" if changed else ""))
         return f"~ package {self.model_name} v{self.version}: {'; '.join(parts)}"
 
 
@@ -309,3 +322,13 @@ def _plain(value: object) -> object:
 
 def _value(status: ApprovalStatus | None) -> str | None:
     return status.value if status else None
+
+
+def _card_status(card: ModelCard | None) -> str | None:
+    return card.status if card else None
+
+
+def _changed_sections(before: ModelCard | None, after: ModelCard) -> list[str]:
+    """The card sections (`intended_uses`, `evaluation_details`, ...) whose content differs."""
+    old, new = before.sections if before else {}, after.sections
+    return sorted(name for name in {*old, *new} if old.get(name) != new.get(name))

@@ -6,10 +6,12 @@ planner) can be tested without boto3 or mlflow, and a plan can be printed, seria
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 ENTITY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 """SageMaker's `EntityName` pattern: model package group names and `ModelLifeCycle` stages and statuses."""
@@ -113,6 +115,24 @@ class GroupSpec:
 
 
 @dataclass(frozen=True)
+class ModelCard:
+    """A model package's `ModelCard`: its content (JSON text, SageMaker's model-package card schema) and
+    `ModelCardStatus` (`Draft`, `PendingReview`, `Approved`, `Archived`)."""
+
+    content: str
+    status: str
+
+    @property
+    def sections(self) -> dict[str, Any]:
+        """The content's top-level sections (`intended_uses`, ...); empty when it is not a JSON object."""
+        try:
+            parsed = json.loads(self.content)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+
+
+@dataclass(frozen=True)
 class PackageSpec:
     """The desired SageMaker model package for one MLflow version.
 
@@ -137,6 +157,9 @@ class PackageSpec:
     staged_keys: Mapping[str, str] = field(default_factory=dict)
     """Metadata keys (key -> source) whose values only the staged model says (its flavor): added to
     `customer_metadata` when the package is created, kept from the package after (mapping/algorithm.py)."""
+    model_card: ModelCard | None = None
+    """The card filled from MLflow, its status following `approval` (mapping/model_card.py); None when
+    MLflow has nothing to say about the version."""
 
     @property
     def documents(self) -> tuple[Document, ...]:
@@ -169,6 +192,7 @@ class ObservedPackage:
     modified_time: str | None = None
     """Who last modified the package and when (ISO 8601, UTC): the reviewer, when a review was the last
     change. Only DescribeModelPackage reports these; a package presumed from its summary has None."""
+    model_card: ModelCard | None = None
 
 
 @dataclass(frozen=True)
@@ -184,11 +208,14 @@ class PackageUpdate:
     lifecycle: Lifecycle | None = None
     metadata_set: Mapping[str, str] = field(default_factory=dict)
     metadata_remove: tuple[str, ...] = ()
+    model_card: ModelCard | None = None
 
     @property
     def is_empty(self) -> bool:
         """Nothing to send (the reason alone changes nothing)."""
-        return not (self.approval or self.lifecycle or self.metadata_set or self.metadata_remove)
+        return not (
+            self.approval or self.lifecycle or self.metadata_set or self.metadata_remove or self.model_card
+        )
 
 
 @dataclass(frozen=True)

@@ -291,7 +291,9 @@ class Engine:
         desired: list[PackageSpec | MappingError] = []
         for version in model.versions:
             try:
-                desired.append(desired_package(version, group.name, source_id, self.settings))
+                desired.append(
+                    desired_package(version, group.name, source_id, self.settings, model.description)
+                )
             except MappingError as exc:
                 desired.append(exc)
         observed = self._observe(listing, model, desired, deep=options.deep)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .actions import (
@@ -30,6 +30,7 @@ from .approval_merge import MLFLOW, ApprovalMerge, Outcome, merge_approval
 from .domain import (
     ApprovalStatus,
     GroupSpec,
+    ModelCard,
     ObservedGroup,
     ObservedPackage,
     PackageSpec,
@@ -45,6 +46,14 @@ from .mapping.approval import lifecycle_for
 from .mapping.identity import KEY_SERVER, identity_key, identity_of
 from .mapping.limits import MAX_APPROVAL_DESCRIPTION
 from .mapping.metadata import KEY_DOCUMENT, owned_keys, within_budget
+from .mapping.model_card import (
+    KEY_MODEL_CARD,
+    CardAction,
+    card_action,
+    card_digest,
+    card_status,
+    status_update,
+)
 from .mapping.tags import (
     MAX_TAG_VALUE,
     SYNCED,
@@ -63,7 +72,8 @@ DEFAULT_CONFLICTS = "sagemaker"
 
 @dataclass(frozen=True)
 class Drift:
-    """A difference SageMaker cannot update in place (creation-only fields, duplicates): reported only."""
+    """A difference SageMaker cannot update in place (creation-only fields, duplicates), or that mlsync
+    must not overwrite (a model card someone edited in SageMaker): reported only."""
 
     model_name: str
     version: str
@@ -289,6 +299,7 @@ def plan_model(
             for extra in matches[1:]
         ]
         version_drift.extend(_drift(spec, package))
+        version_drift.extend(_card_drift(spec, package, merge))
         drift.extend(version_drift)
         update = _update(spec, package, merge)
         actions.extend(action for action in (pull, update) if action is not None)
@@ -329,9 +340,24 @@ def retire_actions(
         if delete:
             actions.append(DeletePackage(package.arn, model_name, identity[2]))
         elif package.approval is not ApprovalStatus.REJECTED:
-            lifecycle = lifecycle_for(package.lifecycle, ApprovalStatus.REJECTED)  # the status follows
-            change = PackageUpdate(ApprovalStatus.REJECTED, RETIRED_REASON, lifecycle)
-            actions.append(UpdatePackage(package.arn, model_name, identity[2], change, package.approval))
+            # The lifecycle's status and the model card's follow.
+            lifecycle = lifecycle_for(package.lifecycle, ApprovalStatus.REJECTED)
+            record = package.customer_metadata.get(KEY_MODEL_CARD)
+            card, card_record = status_update(package.model_card, record, ApprovalStatus.REJECTED)
+            change = PackageUpdate(
+                ApprovalStatus.REJECTED, RETIRED_REASON, lifecycle, card_record, model_card=card
+            )
+            previous_card = package.model_card if card else None
+            actions.append(
+                UpdatePackage(
+                    package.arn,
+                    model_name,
+                    identity[2],
+                    change,
+                    package.approval,
+                    previous_card=previous_card,
+                )
+            )
     return actions
 
 
@@ -443,17 +469,21 @@ def trusted_packages(
         # description, author and time, which only DescribeModelPackage reports.
         if synced_approval(version) is not summary.approval:
             continue
+        # The card as mlsync wrote it: its status followed the approval synced, and so did its record.
+        card = replace(spec.model_card, status=card_status(summary.approval)) if spec.model_card else None
+        metadata = {**spec.customer_metadata, **({KEY_MODEL_CARD: card_digest(card)} if card else {})}
         trusted[summary.arn] = ObservedPackage(
             arn=summary.arn,
             group_name=spec.group_name,
             package_version=summary.package_version,
             approval=summary.approval,
             lifecycle=summary.lifecycle,
-            customer_metadata=spec.customer_metadata,
+            customer_metadata=metadata,
             description=spec.description,
             metadata_properties=spec.metadata_properties,
             quality_statistics_digest=spec.quality_statistics.digest if spec.quality_statistics else None,
             status=summary.status,
+            model_card=card,
         )
     return trusted
 
@@ -486,6 +516,13 @@ def _update(spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge) -
     held = package.customer_metadata
     # What staging added (the flavor) stays: the model's files, so its flavor, never change.
     desired = {**spec.customer_metadata, **held_entries(held, spec.staged_keys)}
+    card, action = _card(spec, package, merge)
+    # The card's record changes only with the card: a card mlsync leaves keeps the record it has.
+    desired.pop(KEY_MODEL_CARD, None)
+    if card is not None and action in (CardAction.WRITE, CardAction.IN_SYNC):
+        desired[KEY_MODEL_CARD] = card_digest(card)
+    elif KEY_MODEL_CARD in held:
+        desired[KEY_MODEL_CARD] = held[KEY_MODEL_CARD]
     # Keys someone else added count against the budget; a configured key mlsync wrote is not theirs.
     foreign = set(held) - set(owned_keys(held)) - set(desired)
     wanted = within_budget(desired, foreign=len(foreign))
@@ -498,6 +535,7 @@ def _update(spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge) -
             k: v for k, v in wanted.items() if held.get(k) != v and not (k == KEY_SERVER and k in held)
         },
         metadata_remove=tuple(k for k in owned_keys(held) if k not in wanted),
+        model_card=card if action is CardAction.WRITE else None,
     )
     if change.is_empty:
         return None
@@ -508,7 +546,31 @@ def _update(spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge) -
         change=change,
         previous_approval=package.approval if approval else None,
         documents=(spec.run_document,) if KEY_DOCUMENT in change.metadata_set else (),
+        previous_card=package.model_card if change.model_card else None,
     )
+
+
+def _card(
+    spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge
+) -> tuple[ModelCard | None, CardAction]:
+    """MLflow's card as it is to be after this plan (its status follows the merged approval), and what
+    becomes of the package's (`card_action`: a card someone else edited is never replaced)."""
+    card = replace(spec.model_card, status=card_status(merge.result)) if spec.model_card else None
+    return card, card_action(card, package.model_card, package.customer_metadata.get(KEY_MODEL_CARD))
+
+
+def _card_drift(spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge) -> list[Drift]:
+    """The card someone else wrote or edited, which mlsync leaves, and how to hand it back to mlsync."""
+    _, action = _card(spec, package, merge)
+    if action is not CardAction.KEEP or package.model_card is None:
+        return []
+    held = package.model_card
+    detail = (
+        f"the package's card (status {held.status or '-'}) is not the one mlsync last wrote: edited in "
+        "SageMaker or written by another tool, it is left as it is. To have mlsync replace it with "
+        f"MLflow's card, set the package's metadata {KEY_MODEL_CARD} to {card_digest(held)}"
+    )
+    return [Drift(spec.model_name, spec.version, package.arn, "ModelCard", detail)]
 
 
 def _reason(spec: PackageSpec, merge: ApprovalMerge) -> str:

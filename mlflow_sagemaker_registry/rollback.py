@@ -7,6 +7,8 @@ rollback must leave the target the newest Approved package of its group:
 1. the target is approved (first, so that a pipeline reacting to each change never sees no Approved
    package at all), then every Approved package newer than the target is rejected, oldest first and the
    deployed one last, so that the newest Approved package is never one in between; each with the reason;
+   The model card of each (when it is mlsync's, `model_card.status_update`) follows its approval in the
+   same update;
 2. MLflow follows, so that the next reconcile agrees and writes nothing: the rejected versions get the
    approval tag `Rejected`, the approval aliases of the mapping (`champion` by default) on them move to
    the target, and the target gets the approval tag `Approved` only if its aliases and stage would not
@@ -28,6 +30,7 @@ from .domain import ApprovalStatus, ObservedPackage, PackageUpdate, SourceModel,
 from .errors import MappingError, RollbackError
 from .mapping.approval import decide_approval
 from .mapping.limits import MAX_APPROVAL_DESCRIPTION
+from .mapping.model_card import KEY_MODEL_CARD, status_update
 from .mapping.tags import (
     MAX_TAG_VALUE,
     TAG_APPROVED_AT,
@@ -170,9 +173,16 @@ def _update(
 ) -> UpdatePackage:
     """Set the package's approval to what `after` maps to, with the lifecycle that goes with it."""
     decision = decide_approval(after, rules)
+    record = package.customer_metadata.get(KEY_MODEL_CARD)
+    card, card_record = status_update(package.model_card, record, decision.status)
     change = PackageUpdate(
         approval=decision.status,
         approval_reason=reason[:MAX_APPROVAL_DESCRIPTION],
         lifecycle=decision.lifecycle if decision.lifecycle != package.lifecycle else None,
+        metadata_set=card_record,
+        model_card=card,
     )
-    return UpdatePackage(package.arn, after.model_name, after.version, change, package.approval)
+    previous_card = package.model_card if card else None
+    return UpdatePackage(
+        package.arn, after.model_name, after.version, change, package.approval, previous_card=previous_card
+    )

@@ -87,6 +87,7 @@ def _package(spec: PackageSpec, metadata: dict[str, str]) -> ObservedPackage:
         customer_metadata=metadata,
         description=spec.description,
         metadata_properties=dict(spec.metadata_properties),
+        model_card=spec.model_card,
     )
 
 

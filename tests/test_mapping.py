@@ -27,6 +27,7 @@ from mlflow_sagemaker_registry.domain import (
     Dataset,
     Document,
     Lifecycle,
+    ModelCard,
     PackageSpec,
     SourceModel,
     SourceVersion,
@@ -70,6 +71,7 @@ from mlflow_sagemaker_registry.mapping.metadata import (
     metadata_properties,
     owned_keys,
 )
+from mlflow_sagemaker_registry.mapping.model_card import KEY_MODEL_CARD, card_digest, model_card
 
 # botocore sagemaker/2017-07-24/service-2.json
 ENTITY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # EntityName, max 63
@@ -1069,7 +1071,7 @@ def test_desired_package_puts_every_part_together() -> None:
         run_link="http://mlflow/#/experiments/1/runs/r1",
         run_tags={"mlflow.source.git.repoURL": "https://git/x", "mlflow.source.git.commit": "c0ffee"},
     )
-    spec = desired_package(v, "churn-group", SOURCE, settings(s3_prefix=PREFIX + "/"))
+    spec = desired_package(v, "churn-group", SOURCE, settings(s3_prefix=PREFIX + "/"), "churn scoring")
     assert spec.group_name == "churn-group"
     assert (spec.model_name, spec.version) == ("churn", "3")
     assert spec.approval == ApprovalStatus.APPROVED
@@ -1085,7 +1087,10 @@ def test_desired_package_puts_every_part_together() -> None:
     assert spec.run_document.s3_uri.startswith(PREFIX + "/documents/")
     assert spec.quality_statistics == make_document(PREFIX, quality_statistics(v.metrics) or {})
     assert spec.documents == (spec.run_document, spec.quality_statistics)
-    assert spec.customer_metadata == customer_metadata(v, SOURCE, spec.run_document)[0]
+    assert spec.model_card == model_card(v, "churn scoring", spec.approval, spec.run_document.s3_uri)
+    assert spec.model_card is not None
+    records = {KEY_MODEL_CARD: card_digest(spec.model_card)}
+    assert spec.customer_metadata == customer_metadata(v, SOURCE, spec.run_document, records=records)[0]
     assert spec.customer_metadata[KEY_DOCUMENT] == spec.run_document.s3_uri
 
 
@@ -1130,6 +1135,8 @@ def _changed(value: object) -> object:
         return value + "x"
     if isinstance(value, Document):
         return make_document(PREFIX, {"other": value.digest})
+    if isinstance(value, ModelCard):
+        return dataclasses.replace(value, content=value.content + " ")
     if value is None:
         return a_document()
     assert isinstance(value, dict), f"add a way to change a {type(value).__name__} field"

@@ -172,6 +172,7 @@ def created(version: int = 1, package: PackageSpec | None = None) -> ObservedPac
         quality_statistics_digest=package.quality_statistics.digest,
         model_data_url=SERVED.container.model_data_url,
         quality_statistics_uri=package.quality_statistics.s3_uri,
+        model_card=package.model_card,
     )
 
 

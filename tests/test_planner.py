@@ -94,6 +94,7 @@ def created(spec: PackageSpec, number: int, **overrides: Any) -> ObservedPackage
         "description": spec.description,
         "metadata_properties": dict(spec.metadata_properties),
         "quality_statistics_digest": spec.quality_statistics.digest if spec.quality_statistics else None,
+        "model_card": spec.model_card,
     }
     return ObservedPackage(**{**fields, **overrides})
 
@@ -662,6 +663,7 @@ def test_the_json_form_describes_every_action_drift_and_problem() -> None:
                 "client_token": spec2.client_token,
                 "metadata_entries": len(spec2.customer_metadata),
                 "documents": [spec2.run_document.s3_uri],
+                "model_card": None,
             },
             {
                 "action": "record-problem",

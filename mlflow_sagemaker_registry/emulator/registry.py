@@ -11,6 +11,9 @@ model (see ``validation``) and enforces the rules the model cannot express, as S
   the first ARN and creates nothing, with other parameters it is refused;
 - ``UpdateModelPackage`` changes only what is sent, merges ``CustomerMetadataProperties`` into what is
   stored and refuses approval transitions AWS does not document (back to ``PendingManualApproval``);
+- a ``ModelCard``'s content is a JSON object with only the sections of a model package's card (no
+  ``model_package_details``; ``model_overview`` holds only ``model_creator`` and ``model_artifact``), and
+  the content of an ``Archived`` card cannot be changed;
 - a group with packages cannot be deleted;
 - a group or package records who created it (``CreatedBy``) and a package who last updated it
   (``LastModifiedBy``): the ``UserContext`` the backend sets in ``caller`` before each call;
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +61,20 @@ REPLACED_BY_UPDATE = (
     "ModelLifeCycle",
     "ModelPackageRegistrationType",
 )
+# The sections of a model package's card (ModelPackageModelCard in the service model, which also says
+# that model_overview holds only model_creator and model_artifact there), and the status that freezes it.
+MODEL_CARD_SECTIONS = frozenset(
+    {
+        "model_overview",
+        "intended_uses",
+        "business_details",
+        "training_details",
+        "evaluation_details",
+        "additional_information",
+    }
+)
+MODEL_CARD_OVERVIEW = frozenset({"model_creator", "model_artifact"})
+ARCHIVED_CARD = "Archived"
 # A SageMaker ARN of this emulator's kinds; also how faults.py finds the group a request names.
 ARN = re.compile(
     r"arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]*):(?P<account>[0-9]{12}):(?P<kind>[a-z-]*)/(?P<id>.+)"
@@ -167,6 +185,7 @@ class RegionRegistry:
 
     def create_model_package(self, params: dict[str, Any]) -> dict[str, Any]:
         _check_versioned(params)
+        _check_model_card(params.get("ModelCard"), None)
         request = {name: value for name, value in params.items() if name != "ClientToken"}
         token = params.get("ClientToken")
         if token is not None and token in self._tokens:
@@ -246,6 +265,7 @@ class RegionRegistry:
         }
         if "ModelApprovalStatus" in changes:
             _check_transition(fields["ModelApprovalStatus"], changes["ModelApprovalStatus"])
+        _check_model_card(params.get("ModelCard"), fields.get("ModelCard"))
         if "CustomerMetadataProperties" in params or "CustomerMetadataPropertiesToRemove" in params:
             changes["CustomerMetadataProperties"] = _merged_metadata(fields, params)
         if "AdditionalInferenceSpecificationsToAdd" in params:
@@ -360,6 +380,33 @@ def _check_transition(current: str, wanted: str) -> None:
             f"Cannot change ModelApprovalStatus from {current} to {wanted}: SageMaker documents only "
             "PendingManualApproval -> Approved | Rejected and Approved <-> Rejected."
         )
+
+
+def _check_model_card(card: Mapping[str, Any] | None, stored: Mapping[str, Any] | None) -> None:
+    """Refuse a card whose content is not a model package card, or that changes an archived card."""
+    content = (card or {}).get("ModelCardContent")
+    if content is None:
+        return
+    try:
+        parsed = json.loads(content)
+    except ValueError as error:
+        raise ValidationError(f"ModelCardContent is not valid JSON: {error}.") from None
+    overview = parsed.get("model_overview", {}) if isinstance(parsed, dict) else None
+    if not isinstance(overview, dict):
+        raise ValidationError("ModelCardContent and its model_overview must be JSON objects.")
+    unknown = sorted(set(parsed) - MODEL_CARD_SECTIONS)
+    unknown += sorted(f"model_overview.{name}" for name in set(overview) - MODEL_CARD_OVERVIEW)
+    if unknown:
+        raise ValidationError(
+            f"ModelCardContent has {', '.join(unknown)}, which a model package's model card does not: "
+            "see the model package model card schema."
+        )
+    if (
+        stored
+        and stored.get("ModelCardStatus") == ARCHIVED_CARD
+        and content != stored.get("ModelCardContent")
+    ):
+        raise ValidationError("Model Card is in Archived state")
 
 
 def _merged_metadata(fields: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from ..domain import (
     GroupSpec,
     Inference,
     Lifecycle,
+    ModelCard,
     ObservedPackage,
     PackageSpec,
     PackageSummary,
@@ -31,7 +32,11 @@ from .aws import aws_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
-    from mypy_boto3_sagemaker.literals import ProductionVariantInstanceTypeType, TransformInstanceTypeType
+    from mypy_boto3_sagemaker.literals import (
+        ModelCardStatusType,
+        ProductionVariantInstanceTypeType,
+        TransformInstanceTypeType,
+    )
     from mypy_boto3_sagemaker.type_defs import (
         CreateModelPackageInputTypeDef,
         DescribeModelPackageOutputTypeDef,
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
         ModelLifeCycleTypeDef,
         ModelPackageContainerDefinitionOutputTypeDef,
         ModelPackageContainerDefinitionTypeDef,
+        ModelPackageModelCardTypeDef,
         UpdateModelPackageInputTypeDef,
         UserContextTypeDef,
     )
@@ -267,7 +273,20 @@ def _observed(described: DescribeModelPackageOutputTypeDef) -> ObservedPackage:
         approval_description=described.get("ApprovalDescription", ""),
         modified_by=_who(described.get("LastModifiedBy", {})),
         modified_time=_when(described.get("LastModifiedTime")),
+        model_card=_card(described.get("ModelCard")),
     )
+
+
+def _card(card: ModelPackageModelCardTypeDef | None) -> ModelCard | None:
+    """A described `ModelCard` (either member may be missing), or None when the package has none."""
+    if card is None:
+        return None
+    return ModelCard(card.get("ModelCardContent", ""), card.get("ModelCardStatus", ""))
+
+
+def _model_card(card: ModelCard) -> ModelPackageModelCardTypeDef:
+    """Both members, always: UpdateModelPackage replaces the whole card."""
+    return {"ModelCardContent": card.content, "ModelCardStatus": cast("ModelCardStatusType", card.status)}
 
 
 def _who(user: UserContextTypeDef) -> str | None:
@@ -324,6 +343,8 @@ def _create_request(spec: PackageSpec, inference: Inference) -> CreateModelPacka
         }
     if spec.lifecycle is not None:
         request["ModelLifeCycle"] = _lifecycle(spec.lifecycle)
+    if spec.model_card is not None:
+        request["ModelCard"] = _model_card(spec.model_card)
     return request
 
 
@@ -385,4 +406,6 @@ def _update_request(arn: str, change: PackageUpdate) -> UpdateModelPackageInputT
     removed = sorted(set(change.metadata_remove))
     if removed:
         request["CustomerMetadataPropertiesToRemove"] = removed
+    if change.model_card is not None:
+        request["ModelCard"] = _model_card(change.model_card)
     return request if len(request) > 1 else None

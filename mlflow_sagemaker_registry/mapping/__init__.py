@@ -2,8 +2,8 @@
 
 Split by concern: `limits` (SageMaker's text limits), `identity` (package identity, group names, client
 tokens), `metadata` (`CustomerMetadataProperties`), `algorithm` (the flavor, filled at staging),
-`documents` (S3 documents, quality statistics), `approval` (approval and lifecycle rules), `tags` (the
-MLflow tags mlsync writes). This module composes
+`documents` (S3 documents, quality statistics), `approval` (approval and lifecycle rules), `model_card`
+(the package's `ModelCard`), `tags` (the MLflow tags mlsync writes). This module composes
 them into a desired group and package and re-exports their public names.
 
 No I/O and no boto3, mlflow or click: every rule here is unit-tested exhaustively and documented in
@@ -34,6 +34,7 @@ from .documents import make_document, quality_statistics, run_record
 from .identity import KEY_MODEL, KEY_SERVER, client_token, encode_identity, group_name
 from .limits import MAX_APPROVAL_DESCRIPTION, clean_description
 from .metadata import customer_metadata, metadata_properties
+from .model_card import KEY_MODEL_CARD, card_digest, model_card
 from .tags import SYNCED
 
 
@@ -50,8 +51,11 @@ def desired_group(model: SourceModel, settings: Settings) -> GroupSpec:
     )
 
 
-def desired_package(version: SourceVersion, group: str, source_id: str, settings: Settings) -> PackageSpec:
-    """The package one MLflow version should be mirrored as.
+def desired_package(
+    version: SourceVersion, group: str, source_id: str, settings: Settings, model_description: str = ""
+) -> PackageSpec:
+    """The package one MLflow version should be mirrored as (`model_description`: the registered
+    model's, for the model card).
 
     Raises:
         MappingError: the version cannot be mirrored as it is (the message names the fix).
@@ -61,7 +65,9 @@ def desired_package(version: SourceVersion, group: str, source_id: str, settings
     run_document = make_document(prefix, run_record(version))
     # The problem type may be tagged on the version or its run; the version's tag wins.
     statistics = quality_statistics(version.metrics, {**version.run_tags, **version.tags})
-    metadata, _ = customer_metadata(version, source_id, run_document, settings.metadata)
+    card = model_card(version, model_description, decision.status, run_document.s3_uri)
+    records = {KEY_MODEL_CARD: card_digest(card)} if card else {}
+    metadata, _ = customer_metadata(version, source_id, run_document, settings.metadata, records)
     description = clean_description(version.description)
     return PackageSpec(
         group_name=group,
@@ -77,6 +83,7 @@ def desired_package(version: SourceVersion, group: str, source_id: str, settings
         quality_statistics=make_document(prefix, statistics) if statistics else None,
         approval_reason=f"mlsync: {decision.reason}"[:MAX_APPROVAL_DESCRIPTION],
         staged_keys=staged_keys(settings.metadata),
+        model_card=card,
     )
 
 
@@ -90,7 +97,10 @@ def sync_status(spec: PackageSpec) -> str:
     calls, not one describe per version.
     """
     state = {
-        "metadata": {k: v for k, v in spec.customer_metadata.items() if k != KEY_SERVER},
+        # The card's record follows its status, so approval: the planner keeps it (model_card.py).
+        "metadata": {
+            k: v for k, v in spec.customer_metadata.items() if k not in (KEY_SERVER, KEY_MODEL_CARD)
+        },
         "description": spec.description,
         "properties": dict(spec.metadata_properties),
         "statistics": spec.quality_statistics.digest if spec.quality_statistics else None,
@@ -100,5 +110,9 @@ def sync_status(spec: PackageSpec) -> str:
         # the key is set from the flavor it holds. (Left out otherwise: a digest that covered mlsync's
         # own staged keys would have changed every version's status once.)
         state["staged"] = dict(spec.staged_keys)
+    if spec.model_card is not None:
+        # Its content, not its status (which follows approval). Left out for a version without a card,
+        # whose status stays what it was before mlsync wrote cards.
+        state["card"] = spec.model_card.content
     digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
     return f"{SYNCED} {digest}"

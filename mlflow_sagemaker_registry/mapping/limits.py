@@ -50,10 +50,15 @@ def clean_description(text: str) -> str:
     """A description SageMaker accepts: control characters (newlines) folded into spaces, <= 1024 UTF-16
     code units (cut with a trailing `…` when longer)."""
     folded = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
-    folded = re.sub(r" {2,}", " ", folded).strip()
-    if api_length(folded) <= MAX_DESCRIPTION:
-        return folded
+    return cut(re.sub(r" {2,}", " ", folded).strip(), MAX_DESCRIPTION)
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` if it is at most `limit` UTF-16 code units long, else its longest prefix that fits with a
+    trailing `…`."""
+    if api_length(text) <= limit:
+        return text
     # Running lengths only grow, so this keeps a prefix, and never half of a surrogate pair.
-    lengths = itertools.accumulate(api_length(ch) for ch in folded)
-    kept = (ch for ch, length in zip(folded, lengths, strict=True) if length <= MAX_DESCRIPTION - 1)
+    lengths = itertools.accumulate(api_length(ch) for ch in text)
+    kept = (ch for ch, length in zip(text, lengths, strict=True) if length <= limit - 1)
     return "".join(kept) + "…"

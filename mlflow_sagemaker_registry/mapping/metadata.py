@@ -55,10 +55,12 @@ def customer_metadata(
     source_id: str,
     run_document: Document,
     configured: Mapping[str, str] | None = None,
+    records: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str], int]:
     """The `CustomerMetadataProperties` of a version, within SageMaker's limits.
 
-    Identity keys first (they are how a package is matched to its MLflow version), then the keys the
+    Identity keys first (they are how a package is matched to its MLflow version), then `records`
+    (mlsync's own records of what it wrote, e.g. the model card's digest), then the keys the
     `[metadata]` setting names (`configured`: key -> source, config.METADATA_SOURCES), then the training
     dataset's name and version, datasets, metrics and params in name order while the 50-entry budget
     lasts. A configured key whose source the version lacks is left out (not counted). Room is kept for
@@ -76,6 +78,7 @@ def customer_metadata(
         entries[KEY_RUN] = version.run_id
     if version.user and fits_value(version.user):
         entries[KEY_USER] = version.user
+    entries.update(records or {})
     candidates: list[tuple[str, str]] = [
         *_configured(version, configured or {}),
         *_training_dataset(version),

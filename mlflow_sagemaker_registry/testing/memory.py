@@ -10,7 +10,8 @@ emulator, so the two cannot drift apart):
 - `ClientToken` makes a create idempotent: the same token and request return the first ARN (the token
   never expires, as in the emulator), the same token with another request is refused;
 - an update changes only what it sets, merges metadata, and is refused for a transition back to
-  `PendingManualApproval`; an update that sets nothing sends nothing;
+  `PendingManualApproval` or for new content of an `Archived` model card; an update that sets nothing
+  sends nothing;
 - group names are unique ignoring case while lookups are exact; creating a group that exists is success
   only when its owner tag (`mlflow.registered_model`) names the same model, as the gateway makes it;
   deleting a package that is gone is success;
@@ -61,6 +62,7 @@ from ..domain import (
     GroupListing,
     GroupSpec,
     Inference,
+    ModelCard,
     ObservedPackage,
     PackageSpec,
     PackageSummary,
@@ -71,6 +73,7 @@ from ..domain import (
 from ..errors import GatewayError, MlsyncError, NotFoundError, SourceError
 from ..mapping.identity import owner_of
 from ..mapping.limits import MAX_METADATA_ENTRIES
+from ..mapping.model_card import ARCHIVED
 from ..ports import Gateways
 
 if TYPE_CHECKING:
@@ -498,6 +501,15 @@ class MemoryRegistry(_Fake):
             modified_time=self._time(),
         )
 
+    def edit_card(self, arn: str, card: ModelCard, *, by: str = "reviewer") -> None:
+        """A reviewer's edit of the package's model card in Studio (its content, its status or both).
+
+        Raises:
+            NotFoundError: there is no such package.
+        """
+        package = self._package("UpdateModelPackage", arn)
+        self._packages[arn] = replace(package, model_card=card, modified_by=by, modified_time=self._time())
+
     def writes(self) -> list[str]:
         """The logged calls that change the registry, oldest first."""
         return [call for call in self.calls if call in self.WRITE_OPERATIONS]
@@ -624,12 +636,14 @@ class MemoryRegistry(_Fake):
             package = self._package(operation, arn)
             if change.approval is not None:
                 _check_transition(operation, arn, package.approval, change.approval)
+            _check_card(operation, arn, package.model_card, change.model_card)
             self._packages[arn] = replace(
                 package,
                 approval=change.approval or package.approval,
                 approval_description=change.approval_reason or package.approval_description,
                 lifecycle=change.lifecycle or package.lifecycle,
                 customer_metadata=_merged_metadata(operation, arn, package.customer_metadata, change),
+                model_card=change.model_card or package.model_card,
                 modified_by=self.caller,
                 modified_time=self._time(),
             )
@@ -664,6 +678,7 @@ def _create_request(spec: PackageSpec, inference: Inference) -> tuple[object, ..
         {key: value for key, value in spec.metadata_properties.items() if value},
         (statistics.s3_uri, statistics.digest, statistics.content_type) if statistics else None,
         inference,
+        spec.model_card,
     )
 
 
@@ -687,6 +702,7 @@ def _created_package(
         model_data_compressed=inference.container.compressed,
         sample_payload_url=inference.sample_payload_url,
         modified_time=now,
+        model_card=spec.model_card,
     )
 
 
@@ -698,6 +714,12 @@ def _check_transition(operation: str, arn: str, current: ApprovalStatus, wanted:
             "only PendingManualApproval -> Approved | Rejected and Approved <-> Rejected."
         )
         raise _aws_error(operation, arn, message, _VALIDATION)
+
+
+def _check_card(operation: str, arn: str, held: ModelCard | None, sent: ModelCard | None) -> None:
+    """SageMaker refuses new content for an archived model card."""
+    if sent and held and held.status == ARCHIVED and sent.content != held.content:
+        raise _aws_error(operation, arn, "Model Card is in Archived state", _VALIDATION)
 
 
 def _merged_metadata(
