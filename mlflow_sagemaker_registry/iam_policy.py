@@ -35,26 +35,37 @@ def iam_policy(settings: Settings, account: str = "*") -> dict[str, Any]:
         ConfigError: no S3 prefix is configured (the policy names it).
     """
     bucket, _, key = settings.require_s3_prefix().removeprefix("s3://").partition("/")
-    region = settings.region or "*"
-    groups = f"{settings.group_prefix}-*" if settings.group_prefix else "*"
-    actions = [*WRITE_AND_READ_ACTIONS]
-    if settings.on_delete == "delete":
-        actions.append(DELETE_ACTION)
     objects = f"arn:aws:s3:::{bucket}/{key}/*" if key else f"arn:aws:s3:::{bucket}/*"
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": actions,
-                "Resource": [
-                    f"arn:aws:sagemaker:{region}:{account}:model-package-group/{groups}",
-                    f"arn:aws:sagemaker:{region}:{account}:model-package/{groups}",
-                ],
-            },
-            {"Effect": "Allow", "Action": list(LIST_ACTIONS), "Resource": "*"},
+            *sagemaker_statements(settings, account),
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": objects},
             {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
             {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
         ],
     }
+
+
+def sagemaker_statements(settings: Settings, account: str = "*") -> list[dict[str, Any]]:
+    """The policy's SageMaker statements: every SageMaker call mlsync makes, with its resources.
+
+    Apart from `iam_policy` because they need no S3 prefix: `mlsync doctor` checks each action they
+    list even when the prefix is missing.
+    """
+    region = settings.region or "*"
+    groups = f"{settings.group_prefix}-*" if settings.group_prefix else "*"
+    actions = [*WRITE_AND_READ_ACTIONS]
+    if settings.on_delete == "delete":
+        actions.append(DELETE_ACTION)
+    return [
+        {
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": [
+                f"arn:aws:sagemaker:{region}:{account}:model-package-group/{groups}",
+                f"arn:aws:sagemaker:{region}:{account}:model-package/{groups}",
+            ],
+        },
+        {"Effect": "Allow", "Action": list(LIST_ACTIONS), "Resource": "*"},
+    ]

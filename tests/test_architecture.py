@@ -24,6 +24,7 @@ CORE = [
     "triggers.eventbridge",
     "versions",
     "iam_policy",
+    "doctor",
 ]
 
 

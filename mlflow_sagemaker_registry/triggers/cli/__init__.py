@@ -38,6 +38,7 @@ from ...plan_output import (
 )
 from ...planner import Plan
 from ...versions import summary
+from .doctor import doctor
 from .emulator import emulator
 from .shell import (
     EXIT_FAILED,
@@ -279,3 +280,4 @@ cli.add_command(serve)
 cli.add_command(webhook)
 cli.add_command(verify)
 cli.add_command(emulator)
+cli.add_command(doctor)
