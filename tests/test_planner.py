@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import replace
@@ -22,6 +23,7 @@ from mlflow_sagemaker_registry.config import Settings
 from mlflow_sagemaker_registry.domain import (
     ApprovalStatus,
     Lifecycle,
+    ModelCard,
     ObservedGroup,
     ObservedPackage,
     PackageSpec,
@@ -34,6 +36,7 @@ from mlflow_sagemaker_registry.errors import MappingError, UnsafePlanError
 from mlflow_sagemaker_registry.mapping import desired_group, desired_package, sync_status
 from mlflow_sagemaker_registry.mapping.identity import KEY_MODEL, KEY_SERVER, KEY_VERSION
 from mlflow_sagemaker_registry.mapping.metadata import KEY_DOCUMENT, KEY_OMITTED
+from mlflow_sagemaker_registry.mapping.model_card import KEY_MODEL_CARD, card_digest
 from mlflow_sagemaker_registry.mapping.tags import (
     TAG_APPROVAL_CONFLICT,
     TAG_PACKAGE_ARN,
@@ -49,6 +52,7 @@ from mlflow_sagemaker_registry.planner import (
     Unplanned,
     plan_model,
     plan_unreadable,
+    retire_actions,
     trusted_packages,
 )
 
@@ -1109,3 +1113,214 @@ def test_a_group_description_changed_in_mlflow_later_is_drift_not_an_update() ->
     (drift,) = plan.drift
     assert (drift.field, drift.version) == ("ModelPackageGroupDescription", "")
     assert "Model group for ML pipeline workshop" in drift.detail
+
+
+# --- model cards ------------------------------------------------------------------------------------
+
+CARDED: dict[str, Any] = {"run_id": "r1", "params": {"depth": "3"}, "metrics": {"train_time": 12.0}}
+"""A version with a run, so a card; its metric is not a model-quality one (no creation-only change)."""
+
+
+def carded(number: int = 1, **fields: Any) -> SourceVersion:
+    return version(number, **{**CARDED, **fields})
+
+
+def moved_on(before: SourceVersion, **fields: Any) -> SourceVersion:
+    """`before` as mlsync linked it, then changed in MLflow."""
+    return replace(linked(before, arn(int(before.version))), **fields)
+
+
+def the_update(plan: Plan) -> UpdatePackage:
+    (update,) = [a for a in plan.actions if isinstance(a, UpdatePackage)]
+    return update
+
+
+def applied(package: ObservedPackage, update: UpdatePackage) -> ObservedPackage:
+    """The package once SageMaker applied `update` (metadata merged, the card replaced)."""
+    change = update.change
+    metadata = {**package.customer_metadata, **change.metadata_set}
+    return replace(
+        package,
+        approval=change.approval or package.approval,
+        lifecycle=change.lifecycle or package.lifecycle,
+        customer_metadata={k: v for k, v in metadata.items() if k not in change.metadata_remove},
+        model_card=change.model_card or package.model_card,
+    )
+
+
+def test_an_unchanged_card_plans_nothing() -> None:
+    v = carded()
+    assert plan_for([linked(v, arn(1))], [created(spec_of(v), 1)]).is_empty
+
+
+def test_a_run_changed_in_mlflow_rewrites_the_card_with_its_record_and_then_nothing() -> None:
+    before = carded()
+    package = created(spec_of(before), 1)
+    after = moved_on(before, metrics={"train_time": 9.5})
+
+    plan = plan_for([after], [package])
+
+    update = the_update(plan)
+    wanted = spec_of(after).model_card
+    assert wanted is not None and update.change.model_card == wanted
+    assert update.change.metadata_set == {
+        "metric.train_time": "9.5",
+        KEY_DOCUMENT: spec_of(after).run_document.s3_uri,
+        KEY_MODEL_CARD: card_digest(wanted),
+    }
+    assert update.previous_card == package.model_card
+    assert update.describe()["model_card"]["status"] == {"from": "PendingReview", "to": "PendingReview"}
+    # The metric, and the run document that holds it.
+    assert update.describe()["model_card"]["changed"] == ["additional_information", "evaluation_details"]
+    assert update.describe()["model_card"]["content"] == wanted.sections
+    assert update.text().endswith(
+        "model card PendingReview -> PendingReview (additional_information, evaluation_details changed)"
+    )
+    assert plan.drift == ()
+    (link,) = [a for a in plan.actions if isinstance(a, LinkVersion)]
+    assert link.tags[TAG_SYNC_STATUS] == sync_status(spec_of(after))
+    # Once applied, the next plan writes nothing.
+    assert plan_for([linked(after, arn(1))], [applied(package, update)]).is_empty
+
+
+def test_the_registered_models_description_reaches_every_versions_card() -> None:
+    versions = [linked(carded(1), arn(1)), linked(carded(2), arn(2))]
+    model = SourceModel(MODEL, description="Churn scoring", versions=tuple(versions))
+    group = desired_group(model, SETTINGS)
+    observed = ObservedGroup(
+        group.name, group.description, tuple(created(spec_of(v), n) for n, v in enumerate(versions, 1))
+    )
+    desired = [desired_package(v, group.name, SOURCE, SETTINGS, model.description) for v in versions]
+
+    plan = plan_model(model, group, observed, list(desired), SOURCE)
+
+    updates = [a for a in plan.actions if isinstance(a, UpdatePackage)]
+    assert [u.version for u in updates] == ["1", "2"]
+    for update in updates:
+        assert update.change.model_card is not None
+        assert update.change.model_card.sections["intended_uses"] == {"purpose_of_model": "Churn scoring"}
+        assert "intended_uses changed" in update.text()
+
+
+def test_a_card_edited_in_sagemaker_is_left_and_reported_even_when_mlflow_changes() -> None:
+    before = carded()
+    mine = spec_of(before).model_card
+    assert mine is not None
+    edited = replace(mine, content=json.dumps({"intended_uses": {"intended_uses": "only for EU customers"}}))
+    package = created(spec_of(before), 1, model_card=edited)
+
+    unchanged = plan_for([linked(before, arn(1))], [package])
+    assert not [a for a in unchanged.actions if isinstance(a, UpdatePackage)]
+    (drift,) = unchanged.drift
+    assert (drift.field, drift.arn) == ("ModelCard", arn(1))
+    assert f"set the package's metadata {KEY_MODEL_CARD} to {card_digest(edited)}" in drift.detail
+    (link,) = unchanged.actions
+    assert isinstance(link, LinkVersion) and link.tags[TAG_SYNC_STATUS] == "synced with drift in ModelCard"
+
+    changed = plan_for([moved_on(before, metrics={"train_time": 9.5})], [package])
+    update = the_update(changed)
+    assert update.change.model_card is None
+    assert KEY_MODEL_CARD not in update.change.metadata_set  # the record stays that of mlsync's card
+    assert update.change.metadata_set["metric.train_time"] == "9.5"
+    assert [d.field for d in changed.drift] == ["ModelCard"]
+
+    # Handed back to mlsync (its digest recorded, as the drift says): MLflow's card replaces it.
+    handed_back = replace(
+        package, customer_metadata={**package.customer_metadata, KEY_MODEL_CARD: card_digest(edited)}
+    )
+    assert the_update(plan_for([linked(before, arn(1))], [handed_back])).change.model_card == mine
+
+
+def test_a_status_set_by_a_reviewer_is_an_edit_too() -> None:
+    v = carded()
+    mine = spec_of(v).model_card
+    assert mine is not None
+    package = created(spec_of(v), 1, model_card=replace(mine, status="Approved"))
+    plan = plan_for([linked(v, arn(1))], [package])
+    assert [d.field for d in plan.drift] == ["ModelCard"]
+    assert not [a for a in plan.actions if isinstance(a, UpdatePackage)]
+
+
+def test_a_package_without_a_card_gets_one_and_a_card_another_tool_wrote_is_left() -> None:
+    v = carded()
+    spec = spec_of(v)
+    assert spec.model_card is not None
+    unrecorded = {k: value for k, value in spec.customer_metadata.items() if k != KEY_MODEL_CARD}
+
+    bare = created(spec, 1, model_card=None, customer_metadata=unrecorded)
+    update = the_update(plan_for([linked(v, arn(1))], [bare]))
+    assert update.change.model_card == spec.model_card
+    assert update.change.metadata_set == {KEY_MODEL_CARD: card_digest(spec.model_card)}
+    assert "model card - -> PendingReview" in update.text()
+
+    foreign = created(
+        spec, 1, model_card=ModelCard('{"intended_uses":{}}', "Draft"), customer_metadata=unrecorded
+    )
+    plan = plan_for([linked(v, arn(1))], [foreign])
+    assert [d.field for d in plan.drift] == ["ModelCard"]
+    assert not [a for a in plan.actions if isinstance(a, UpdatePackage)]
+
+
+def test_an_approval_pushed_from_mlflow_moves_the_card_status_in_the_same_update() -> None:
+    pending = carded()
+    package = created(spec_of(pending), 1)
+    promoted = moved_on(pending, stage="Production")
+
+    update = the_update(plan_for([promoted], [package]))
+
+    assert update.change.approval is ApprovalStatus.APPROVED
+    card = update.change.model_card
+    assert card is not None and card.status == "Approved"
+    assert package.model_card is not None and card.content == package.model_card.content
+    assert update.change.metadata_set == {KEY_MODEL_CARD: card_digest(card)}
+    assert "model card PendingReview -> Approved" in update.text()
+
+
+def test_a_review_pulled_from_sagemaker_moves_the_card_status_too() -> None:
+    v = carded()
+    package = created(spec_of(v), 1, approval=ApprovalStatus.APPROVED)  # a reviewer approved it
+    plan = plan_for([linked(v, arn(1))], [package])
+    assert "PullApproval" in kinds(plan)
+    update = the_update(plan)
+    assert update.change.approval is None
+    assert update.change.model_card is not None and update.change.model_card.status == "Approved"
+
+
+def test_trusted_packages_are_presumed_with_the_card_and_record_mlsync_left() -> None:
+    v = linked(carded(stage="Production"), arn(1))
+    spec = spec_of(v)
+    summary = PackageSummary(arn(1), 1, ApprovalStatus.APPROVED, spec.lifecycle)
+
+    presumed = trusted_packages([v], [spec], [summary])[arn(1)]
+
+    assert spec.model_card is not None and presumed.model_card is not None
+    assert presumed.model_card == replace(spec.model_card, status="Approved")
+    assert presumed.customer_metadata[KEY_MODEL_CARD] == card_digest(presumed.model_card)
+    plan = plan_for([v], [presumed])
+    assert [a for a in plan.actions if isinstance(a, UpdatePackage)] == [] and plan.drift == ()
+
+
+def test_the_sync_status_covers_the_cards_content_only_and_is_unchanged_without_a_card() -> None:
+    assert sync_status(spec_of(carded())) == sync_status(spec_of(carded(stage="Production")))
+    assert sync_status(spec_of(carded())) != sync_status(spec_of(carded(params={"depth": "4"})))
+    bare = spec_of(version(1, params={"depth": "3"}))
+    assert bare.model_card is None
+    state = {  # the digest as it was before mlsync wrote cards
+        "metadata": {k: v for k, v in bare.customer_metadata.items() if k != KEY_SERVER},
+        "description": bare.description,
+        "properties": dict(bare.metadata_properties),
+        "statistics": None,
+    }
+    digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+    assert sync_status(bare) == f"synced {digest}"
+
+
+def test_a_retired_version_s_card_follows_its_rejection() -> None:
+    v = carded()
+    package = created(spec_of(v), 2)
+    (update,) = retire_actions(MODEL, [package], SOURCE, lambda number: True, delete=False)
+    assert isinstance(update, UpdatePackage)
+    assert update.change.approval is ApprovalStatus.REJECTED
+    card = update.change.model_card
+    assert card is not None and card.status == "Draft"
+    assert update.change.metadata_set == {KEY_MODEL_CARD: card_digest(card)}

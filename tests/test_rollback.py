@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,12 +12,14 @@ from mlflow_sagemaker_registry.config import ApprovalRules
 from mlflow_sagemaker_registry.domain import (
     ApprovalStatus,
     Lifecycle,
+    ModelCard,
     ObservedPackage,
     PackageUpdate,
     SourceModel,
     SourceVersion,
 )
 from mlflow_sagemaker_registry.errors import RollbackError
+from mlflow_sagemaker_registry.mapping.model_card import KEY_MODEL_CARD, card_digest
 from mlflow_sagemaker_registry.mapping.tags import (
     TAG_APPROVED_AT,
     TAG_REVIEW_BY,
@@ -176,3 +179,27 @@ def test_what_cannot_be_rolled_back_is_a_clear_error(
     model = SourceModel(MODEL, versions=(version(1), version(2), version(3)))
     with pytest.raises(RollbackError, match=message):
         plan_rollback(model, packages, RULES, to=to)
+
+
+def test_rollback_moves_the_status_of_the_cards_mlsync_wrote_and_leaves_an_edited_one() -> None:
+    model, packages = promoted_three_times()
+    approved_card = ModelCard('{"intended_uses":{"intended_uses":"churn"}}', "Approved")
+    draft_card = replace(approved_card, status="Draft")
+    packages["1"] = replace(
+        packages["1"], model_card=draft_card, customer_metadata={KEY_MODEL_CARD: card_digest(draft_card)}
+    )
+    # A reviewer edited v3's card after mlsync wrote it: the rollback leaves it as it is.
+    packages["3"] = replace(
+        packages["3"],
+        model_card=replace(approved_card, content='{"intended_uses":{"intended_uses":"EU only"}}'),
+        customer_metadata={KEY_MODEL_CARD: card_digest(approved_card)},
+    )
+
+    approve, reject, *_ = plan_rollback(model, packages, RULES, to="1").actions
+
+    assert isinstance(approve, UpdatePackage) and isinstance(reject, UpdatePackage)
+    assert approve.change.model_card == approved_card
+    assert approve.change.metadata_set == {KEY_MODEL_CARD: card_digest(approved_card)}
+    assert approve.previous_card == draft_card
+    assert "model card Draft -> Approved" in approve.text()
+    assert (reject.change.model_card, reject.change.metadata_set) == (None, {})
