@@ -8,16 +8,13 @@ packages (so mlflow is not reinstalled), and uses the store from there, outside 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from install_support import copy_sources, run
 
 CHECK = """
 import importlib.metadata, mlflow, mlflow_sagemaker_registry
@@ -32,23 +29,9 @@ print([m.name for m in client.search_registered_models()])
 """
 
 
-def run(*command: str | Path, cwd: Path) -> str:
-    done = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 @pytest.mark.e2e
 def test_the_entry_points_load_from_an_installed_wheel(tmp_path: Path) -> None:
-    source = tmp_path / "source"  # a copy: building in the shared tree would leave build/ behind
-    source.mkdir()
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    shutil.copytree(
-        ROOT / "mlflow_sagemaker_registry",
-        source / "mlflow_sagemaker_registry",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
+    source = copy_sources(tmp_path / "source")
     run(
         sys.executable,
         "-m",
