@@ -124,6 +124,15 @@ class Settings:
             )
         return self.s3_prefix.rstrip("/")
 
+    def require_webhook_secret(self) -> str:
+        """The webhook secret; a receiver or a webhook without one would accept anyone's deliveries."""
+        if not self.webhook_secret:
+            raise ConfigError(
+                "no webhook secret: set MLSYNC_WEBHOOK_SECRET (e.g. to the output of `openssl rand -hex 32`) "
+                "for both `mlsync webhook install` and `mlsync serve`"
+            )
+        return self.webhook_secret
+
     def image_for(self, model_name: str) -> str | None:
         """The serving image configured for this model, or the global override, or None (default)."""
         return self.images.get(model_name, self.image)

@@ -30,7 +30,6 @@ from typing import Any, Protocol
 from .config import Settings
 from .errors import ConfigError, GatewayError, MlsyncError
 from .iam_policy import iam_policy, sagemaker_statements
-from .triggers.webhook.signature import require_secret
 
 PROBE_NAME = "mlsync-doctor-probe"
 """The S3 key (under the prefix) doctor writes and removes, and the model package group it reads.
@@ -387,7 +386,7 @@ class _Run:
                 "`mlsync serve` is not configured here (run `mlsync doctor --serve` where it runs)",
             )
         try:
-            require_secret(self.settings)
+            self.settings.require_webhook_secret()
         except ConfigError as exc:
             return Check(WEBHOOK_SECRET, Status.FAIL, f"`mlsync serve` {serves}, with no secret", str(exc))
         return Check(WEBHOOK_SECRET, Status.PASS, "set (not shown)")

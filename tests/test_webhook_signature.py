@@ -16,7 +16,6 @@ from mlflow_sagemaker_registry.triggers.webhook.signature import (
     SignatureError,
     SignedHeaders,
     read_headers,
-    require_secret,
     sign,
     signed_headers,
     verify,
@@ -107,9 +106,9 @@ def test_read_headers_refuses_a_timestamp_that_is_not_unix_seconds(timestamp: st
 
 
 def test_require_secret_names_the_variable() -> None:
-    assert require_secret(Settings(webhook_secret="k")) == "k"
+    assert Settings(webhook_secret="k").require_webhook_secret() == "k"
     with pytest.raises(ConfigError, match="MLSYNC_WEBHOOK_SECRET"):
-        require_secret(Settings(webhook_secret=""))
+        Settings(webhook_secret="").require_webhook_secret()
 
 
 def test_the_secret_is_not_in_the_settings_repr() -> None:

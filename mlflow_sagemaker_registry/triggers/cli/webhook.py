@@ -16,7 +16,6 @@ import click
 from ...extras import SERVE, needs
 from ..webhook.install import DEFAULT_NAME, install_webhook, send_test_event
 from ..webhook.payload import EVENTS
-from ..webhook.signature import require_secret
 from .shell import Context, errors
 
 DEFAULT_PORT = 8000
@@ -97,7 +96,7 @@ def serve(obj: Context, host: str, port: int, reconcile_every: float | None, dra
         with needs(SERVE, "mlsync serve"):
             from ..webhook.receiver import serve as run
         settings = obj.settings()
-        secret = require_secret(settings)
+        secret = settings.require_webhook_secret()
         settings.require_s3_prefix()
         engine = obj.engine(settings)
         run(

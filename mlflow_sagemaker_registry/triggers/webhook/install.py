@@ -16,7 +16,6 @@ from typing import Any
 
 from ...config import Settings
 from ...errors import SourceError
-from .signature import require_secret
 
 DEFAULT_NAME = "mlsync"
 DESCRIPTION = "mlsync: mirror registry changes into the SageMaker Model Registry"
@@ -44,7 +43,7 @@ def install_webhook(
     settings: Settings, url: str, events: Sequence[str], name: str = DEFAULT_NAME
 ) -> Installed:
     """Create the webhook `name`, or update it in place: URL, events, secret, and status ACTIVE."""
-    secret = require_secret(settings)
+    secret = settings.require_webhook_secret()
     client = _client(settings)
     with _failures(f"installing webhook {name!r}"):
         existing = _find(client, name)

@@ -19,9 +19,6 @@ import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ...config import Settings
-from ...errors import ConfigError
-
 SIGNATURE_VERSION = "v1"
 DEFAULT_WINDOW_SECONDS = 300
 """How far a delivery's timestamp may be from our clock, either way (Standard Webhooks' default).
@@ -33,16 +30,6 @@ possible for long.
 DELIVERY_ID_HEADER = "X-MLflow-Delivery-Id"
 TIMESTAMP_HEADER = "X-MLflow-Timestamp"
 SIGNATURE_HEADER = "X-MLflow-Signature"
-
-
-def require_secret(settings: Settings) -> str:
-    """The webhook secret; a receiver or a webhook without one would accept anyone's deliveries."""
-    if not settings.webhook_secret:
-        raise ConfigError(
-            "no webhook secret: set MLSYNC_WEBHOOK_SECRET (e.g. to the output of `openssl rand -hex 32`) "
-            "for both `mlsync webhook install` and `mlsync serve`"
-        )
-    return settings.webhook_secret
 
 
 class SignatureError(ValueError):
