@@ -489,6 +489,49 @@ def test_update_replaces_life_cycle_source_and_card(sm: SageMakerClient) -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "ModelCardContent is not valid JSON"),
+        ("", "ModelCardContent is not valid JSON"),
+        ('["a list"]', "must be JSON objects"),
+        ('{"model_overview": "text"}', "must be JSON objects"),
+        ('{"model_package_details": {}}', "ModelCardContent has model_package_details"),
+        ('{"model_overview": {"model_name": "churn"}}', "ModelCardContent has model_overview.model_name"),
+    ],
+)
+@pytest.mark.usefixtures("group")
+def test_a_model_card_must_be_a_model_package_card(sm: SageMakerClient, content: str, message: str) -> None:
+    card: Any = {"ModelCardContent": content, "ModelCardStatus": "Draft"}
+    with pytest.raises(ClientError) as refused:
+        _create(sm, ModelCard=card)
+    assert _error(refused)[0] == "ValidationException" and message in _error(refused)[1]
+    arn = _create(sm)
+    with pytest.raises(ClientError) as refused:
+        sm.update_model_package(ModelPackageArn=arn, ModelCard=card)
+    assert message in _error(refused)[1]
+    assert "ModelCard" not in sm.describe_model_package(ModelPackageName=arn)
+
+
+@pytest.mark.usefixtures("group")
+def test_an_archived_model_cards_content_cannot_change(sm: SageMakerClient) -> None:
+    content = '{"model_overview": {"model_creator": "ml-team"}, "intended_uses": {"intended_uses": "churn"}}'
+    arn = _create(sm, ModelCard={"ModelCardContent": content, "ModelCardStatus": "Archived"})
+    with pytest.raises(ClientError) as refused:
+        sm.update_model_package(
+            ModelPackageArn=arn, ModelCard={"ModelCardContent": "{}", "ModelCardStatus": "Archived"}
+        )
+    assert _error(refused) == ("ValidationException", "Model Card is in Archived state")
+    # The same content with another status is no change of content.
+    sm.update_model_package(
+        ModelPackageArn=arn, ModelCard={"ModelCardContent": content, "ModelCardStatus": "Approved"}
+    )
+    assert sm.describe_model_package(ModelPackageName=arn)["ModelCard"] == {
+        "ModelCardContent": content,
+        "ModelCardStatus": "Approved",
+    }
+
+
 @pytest.mark.usefixtures("group")
 def test_update_appends_additional_inference_specifications(sm: SageMakerClient) -> None:
     arn = _create(sm)

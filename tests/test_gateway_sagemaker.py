@@ -25,6 +25,7 @@ from mlflow_sagemaker_registry.domain import (
     GroupSpec,
     Inference,
     Lifecycle,
+    ModelCard,
     ObservedGroup,
     ObservedPackage,
     PackageSpec,
@@ -41,6 +42,8 @@ ACCOUNT = "123456789012"  # moto's account
 GROUP = "churn-model"
 DIGEST = "sha256:" + "ab" * 32
 GROUP_ARN = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package-group/{GROUP}"
+CARD = ModelCard('{"intended_uses":{"intended_uses":"churn scoring"}}', "PendingReview")
+SENT_CARD = {"ModelCardContent": CARD.content, "ModelCardStatus": "PendingReview"}
 
 
 @pytest.fixture
@@ -83,6 +86,7 @@ def package_spec(**overrides: Any) -> PackageSpec:
         },
         run_document=Document("s3://bucket/mlsync/runs/r1.json", b"{}", DIGEST),
         quality_statistics=Document("s3://bucket/mlsync/quality/q1.json", b"{}", DIGEST),
+        model_card=CARD,
     )
     return replace(spec, **overrides)
 
@@ -197,6 +201,7 @@ def test_create_package_sends_every_field_of_the_real_api(
                 }
             },
             "ModelLifeCycle": {"Stage": "Production", "StageStatus": "Approved"},
+            "ModelCard": SENT_CARD,
             "InferenceSpecification": {
                 "Containers": [
                     {
@@ -225,6 +230,7 @@ def test_create_package_leaves_out_empty_optional_fields(
         metadata_properties={"GeneratedBy": ""},
         quality_statistics=None,
         approval=ApprovalStatus.PENDING,
+        model_card=None,
     )
     container = Container(image="image:1", model_data_url="s3://bucket/model.tar.gz")
     registry.create_package(spec, replace(SERVED, container=container))
@@ -324,6 +330,7 @@ def test_observe_reads_every_field_of_a_real_describe_answer(
             "ModelApprovalStatus": "Rejected",
             "ModelLifeCycle": {"Stage": "Archived", "StageStatus": "Retired"},
             "CustomerMetadataProperties": {"mlflow.version": "2"},
+            "ModelCard": SENT_CARD,
         }
         listing = registry.list_group(GROUP)
         stub.assert_no_pending_responses()
@@ -354,6 +361,7 @@ def test_observe_reads_every_field_of_a_real_describe_answer(
                 approval=ApprovalStatus.REJECTED,
                 lifecycle=Lifecycle("Archived", "Retired"),
                 customer_metadata={"mlflow.version": "2"},
+                model_card=CARD,
             ),
         ),
     )
@@ -410,6 +418,8 @@ def test_update_with_nothing_given_sends_nothing(registry: SageMakerRegistry, ca
                 "CustomerMetadataPropertiesToRemove": ["b", "mlflow.alias"],
             },
         ),
+        # Both members, always: an update replaces the whole card.
+        ({"model_card": CARD}, {"ModelCard": SENT_CARD}),
     ],
 )
 def test_update_sends_only_the_fields_given(

@@ -28,6 +28,7 @@ from mlflow_sagemaker_registry.domain import (
     GroupListing,
     Inference,
     Lifecycle,
+    ModelCard,
     ObservedPackage,
     PackageSpec,
     PackageSummary,
@@ -100,6 +101,8 @@ class Side:
     review: Callable[[str, ApprovalStatus, str], None]
     fail_next: Callable[[str, str, bool], None]
     """(operation, AWS error code, after_apply): the next call of the operation fails with the code."""
+    edit_card: Callable[[str, ModelCard], None]
+    """A reviewer's edit of the package's model card in Studio."""
 
 
 def memory_side() -> Side:
@@ -116,20 +119,25 @@ def memory_side() -> Side:
         registry.call_counts,
         lambda arn, status, description: registry.review(arn, status, description, by=REVIEWER),
         fail_next,
+        lambda arn, card: registry.edit_card(arn, card, by=REVIEWER),
     )
 
 
 def emulator_side() -> Iterator[Side]:
     with emulated_aws() as backend:
         clients = aws_clients(REGION)
+        reviewer = boto3.client(
+            "sagemaker", region_name=REGION, aws_access_key_id="AKIAREVIEWER", aws_secret_access_key="x"
+        )
 
         def review(arn: str, status: ApprovalStatus, description: str) -> None:
-            reviewer = boto3.client(
-                "sagemaker", region_name=REGION, aws_access_key_id="AKIAREVIEWER", aws_secret_access_key="x"
-            )
             reviewer.update_model_package(
                 ModelPackageArn=arn, ModelApprovalStatus=status.value, ApprovalDescription=description
             )
+
+        def edit_card(arn: str, card: ModelCard) -> None:
+            sent = {"ModelCardContent": card.content, "ModelCardStatus": card.status}
+            reviewer.update_model_package(ModelPackageArn=arn, ModelCard=sent)
 
         def fail_next(operation: str, code: str, after_apply: bool) -> None:
             # Status 400 and not a throttling code: botocore does not retry, the gateway raises at once.
@@ -139,7 +147,7 @@ def emulator_side() -> Iterator[Side]:
         assert credentials is not None
         caller = user_context(DEFAULT_ACCOUNT_ID, credentials.access_key)["IamIdentity"]["Arn"]
         registry = SageMakerRegistry(clients.sagemaker, clients.sts)
-        yield Side(registry, caller, backend.call_counts, review, fail_next)
+        yield Side(registry, caller, backend.call_counts, review, fail_next, edit_card)
 
 
 @pytest.fixture(params=["memory", "emulator"])
@@ -348,6 +356,27 @@ def test_a_review_is_reported_by_describe_with_its_author_and_description(
         approval_description="bias in the holdout set",
         modified_by=REVIEWER,
     )
+
+
+def test_a_model_card_is_kept_replaced_whole_and_frozen_once_a_reviewer_archives_it(
+    side: Side, registry: Registry
+) -> None:
+    arn = registry.create_package(spec(), SERVED)
+    written = ModelCard('{"intended_uses":{"intended_uses":"churn scoring"}}', "Approved")
+
+    registry.update_package(arn, PackageUpdate(model_card=written))
+    assert registry.describe_package(arn).model_card == written
+
+    archived = replace(written, status="Archived")
+    side.edit_card(arn, archived)
+    package = described(registry, arn)
+    assert (package.model_card, package.modified_by) == (archived, REVIEWER)
+    with pytest.raises(GatewayError, match="Model Card is in Archived state") as refused:
+        registry.update_package(
+            arn, PackageUpdate(model_card=replace(written, content='{"intended_uses":{}}'))
+        )
+    assert refused.value.code == "ValidationException"
+    assert registry.describe_package(arn).model_card == archived
 
 
 def test_a_create_whose_answer_is_lost_is_replayed_to_the_same_package(
