@@ -1,7 +1,7 @@
 """Build the AWS Lambda deployment package of the handler: a zip of mlsync and its plain dependencies.
 
     python -m mlflow_sagemaker_registry.lambda_package [SOURCE] [--output mlsync-lambda.zip]
-        [--python 3.12] [--arch x86_64|arm64] [--local]
+        [--python 3.12] [--arch x86_64|arm64]
 
 SOURCE is what `pip wheel` takes: a checkout (default `.`), a built wheel, or a requirement such as
 `mlflow-sagemaker-registry==0.1.0`. The zip holds mlsync and exactly its plain install's dependencies
@@ -12,12 +12,11 @@ changes when AWS updates it, and mlsync needs the SageMaker API of botocore >= 1
 
 Lambda takes at most 250 MiB unzipped (function and layers together; the build fails above it) and a zip
 of at most 50 MiB uploaded directly (a bigger one goes through S3, which the report then says). Bytecode
-is compiled only when building for this interpreter's own Python (`--local`, or `--python` equal to it):
-Lambda's code directory is read-only, so modules without it are compiled again at every cold start.
+is compiled only when the building interpreter is of the function's Python version: Lambda's code
+directory is read-only, so modules without it are compiled again at every cold start.
 
-`--local` builds for this machine's platform and Python instead, to try the package here
-(tests/test_light_install.py runs its handler with nothing else on `sys.path`). docs/deployment.md,
-"The Lambda package", says how to deploy it.
+tests/test_lambda_package.py builds it for this machine's Python (a Linux one, as Lambda's) and runs its
+handler with nothing else on `sys.path`. docs/deployment.md, "The Lambda package", says how to deploy it.
 """
 
 from __future__ import annotations
@@ -77,20 +76,14 @@ class Built:
         return "\n".join(lines)
 
 
-def build(
-    source: str,
-    output: Path,
-    *,
-    python: str | None = DEFAULT_PYTHON,
-    arch: str | None = "x86_64",
-) -> Built:
+def build(source: str, output: Path, *, python: str = DEFAULT_PYTHON, arch: str = "x86_64") -> Built:
     """Build the deployment zip of `source` at `output`.
 
     Args:
         source: What `pip wheel` takes: a checkout, a wheel, or a requirement of mlsync.
         output: Where the zip goes (replaced if it exists).
-        python: Lambda's Python version (`3.12`); None for this interpreter's.
-        arch: `x86_64` or `arm64`; None for this machine's platform.
+        python: The function's Python version (`3.12`).
+        arch: The function's architecture, `x86_64` or `arm64`.
 
     Raises:
         MlsyncError: pip failed (its output says why), or the package is over Lambda's unzipped limit.
@@ -105,16 +98,12 @@ def build(
         return _zip(root, output)
 
 
-def _binary_options(python: str | None, arch: str | None) -> list[str]:
-    """pip's options for installing binary wheels for `python` on Lambda's `arch`."""
-    options = ["--only-binary=:all:"]
-    if arch is not None:
-        options += [f"--platform={platform}" for platform in PLATFORMS[arch]] + ["--implementation=cp"]
-    if python is not None:
-        options.append(f"--python-version={python}")
+def _binary_options(python: str, arch: str) -> list[str]:
+    """pip's options for installing binary wheels for CPython `python` on Lambda's Linux on `arch`."""
+    platforms = [f"--platform={platform}" for platform in PLATFORMS[arch]]
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
-    options.append("--compile" if python in (None, running) else "--no-compile")
-    return options
+    compiled = "--compile" if python == running else "--no-compile"
+    return ["--only-binary=:all:", *platforms, "--implementation=cp", f"--python-version={python}", compiled]
 
 
 def _pip(*args: str) -> None:
@@ -163,15 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("source", nargs="?", default=".", help="a checkout, a wheel or a requirement")
     parser.add_argument("--output", type=Path, default=Path("mlsync-lambda.zip"), help="the zip to write")
-    parser.add_argument("--python", default=DEFAULT_PYTHON, help="Lambda's Python version (3.12)")
+    parser.add_argument("--python", default=DEFAULT_PYTHON, help="the function's Python version (3.12)")
     parser.add_argument("--arch", choices=sorted(PLATFORMS), default="x86_64", help="the function's")
-    parser.add_argument(
-        "--local", action="store_true", help="for this machine's platform and Python, to try it here"
-    )
     args = parser.parse_args(argv)
-    python, arch = (None, None) if args.local else (args.python, args.arch)
     try:
-        built = build(args.source, args.output, python=python, arch=arch)
+        built = build(args.source, args.output, python=args.python, arch=args.arch)
     except MlsyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
