@@ -522,6 +522,8 @@ def test_an_archived_model_cards_content_cannot_change(sm: SageMakerClient) -> N
             ModelPackageArn=arn, ModelCard={"ModelCardContent": "{}", "ModelCardStatus": "Archived"}
         )
     assert _error(refused) == ("ValidationException", "Model Card is in Archived state")
+    with pytest.raises(ClientError):  # an update replaces the whole card: this one would drop the content
+        sm.update_model_package(ModelPackageArn=arn, ModelCard={"ModelCardStatus": "Approved"})
     # The same content with another status is no change of content.
     sm.update_model_package(
         ModelPackageArn=arn, ModelCard={"ModelCardContent": content, "ModelCardStatus": "Approved"}

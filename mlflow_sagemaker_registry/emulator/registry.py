@@ -383,10 +383,22 @@ def _check_transition(current: str, wanted: str) -> None:
 
 
 def _check_model_card(card: Mapping[str, Any] | None, stored: Mapping[str, Any] | None) -> None:
-    """Refuse a card whose content is not a model package card, or that changes an archived card."""
-    content = (card or {}).get("ModelCardContent")
-    if content is None:
+    """Refuse a card whose content is not a model package card, or that changes an archived card's
+    content (an update replaces the whole card, so one without content would drop it)."""
+    if card is None:
         return
+    content = card.get("ModelCardContent")
+    if content is not None:
+        _check_card_content(content)
+    if (
+        stored
+        and stored.get("ModelCardStatus") == ARCHIVED_CARD
+        and content != stored.get("ModelCardContent")
+    ):
+        raise ValidationError("Model Card is in Archived state")
+
+
+def _check_card_content(content: str) -> None:
     try:
         parsed = json.loads(content)
     except ValueError as error:
@@ -401,12 +413,6 @@ def _check_model_card(card: Mapping[str, Any] | None, stored: Mapping[str, Any] 
             f"ModelCardContent has {', '.join(unknown)}, which a model package's model card does not: "
             "see the model package model card schema."
         )
-    if (
-        stored
-        and stored.get("ModelCardStatus") == ARCHIVED_CARD
-        and content != stored.get("ModelCardContent")
-    ):
-        raise ValidationError("Model Card is in Archived state")
 
 
 def _merged_metadata(fields: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, str]:
