@@ -110,11 +110,14 @@ def answers(url: str) -> bool:
         return False
 
 
-def mlflow_server_command(root: Path, port: int, *args: str, workers: int = 1) -> list[str]:
+def mlflow_server_command(
+    root: Path, port: int, *args: str, workers: int = 1, python: str = sys.executable
+) -> list[str]:
     """`mlflow server` on 127.0.0.1:`port` over the SQLite registry `root/mlflow.db`, plus `args`: the
-    tracking server the tests and benchmarks run mlsync against."""
+    tracking server the tests and benchmarks run mlsync against. `python` is the interpreter whose
+    MLflow serves (another environment's, for a server of another MLflow version)."""
     command = [
-        sys.executable,
+        python,
         "-m",
         "mlflow",
         "server",

@@ -1,13 +1,27 @@
-"""Real MLflow versions for tests: tiny scikit-learn models logged and registered the usual way."""
+"""Real MLflow versions for tests: tiny scikit-learn models logged and registered the usual way.
+
+The same helpers serve every supported MLflow client (scripts/test_mlflow2 runs the tests marked
+`mlflow_compat` with the oldest, and test_mlflow2_server.py logs through it): `AS_MODEL` names the
+logged model in each one's words.
+"""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import mlflow
 import numpy as np
 import sklearn
 from sklearn.linear_model import LinearRegression, LogisticRegression
+
+AS_MODEL: dict[str, str] = (
+    {"name": "model"}
+    if "name" in inspect.signature(mlflow.sklearn.log_model).parameters
+    else {"artifact_path": "model"}
+)
+"""`log_model`'s argument naming what is logged: `name` in MLflow 3 (a LoggedModel, `models:/m-...`
+sources), `artifact_path` in MLflow 2 (a run artifact, `runs:/<run>/model` sources)."""
 
 # 60 params of every awkward kind: lists, dicts, long strings, empty values, unicode, metadata-hostile
 # characters. MLflow stores them all as strings; mlsync must give back exactly those strings.
@@ -67,7 +81,7 @@ def log_version(
         )
         info = mlflow.sklearn.log_model(
             model,
-            name="model",
+            **AS_MODEL,
             registered_model_name=name,
             input_example=features[:2],
             pip_requirements=[f"scikit-learn=={sklearn.__version__}"],  # inferring them costs ~8 s a model

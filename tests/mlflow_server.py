@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,7 +37,11 @@ def refused_port() -> Iterator[int]:
 
 @contextmanager
 def mlflow_server(
-    root: Path, *, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+    root: Path,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    python: str = sys.executable,
 ) -> Iterator[str]:
     """`mlflow server` over `root/mlflow.db`, run from `root` (artifacts under it); yields its URL.
 
@@ -44,12 +49,13 @@ def mlflow_server(
         root: The working directory; the log is `root/mlflow-server.log`.
         args: More `mlflow server` options (e.g. `--registry-store-uri`).
         env: The server's whole environment; by default this process's, without `MLFLOW_*`.
+        python: The interpreter whose MLflow serves: this one's, or another environment's (an older MLflow).
     """
     if env is None:
         env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
     log = root / "mlflow-server.log"
     for attempt in range(1, STARTS + 1):
-        process, url = _start(root, free_port(), args, env, log)
+        process, url = _start(root, free_port(), args, env, log, python)
         try:
             if _started(process, url, log, retry=attempt < STARTS):
                 yield url
@@ -63,9 +69,9 @@ STARTS = 3
 
 
 def _start(
-    root: Path, port: int, args: Sequence[str], env: Mapping[str, str], log: Path
+    root: Path, port: int, args: Sequence[str], env: Mapping[str, str], log: Path, python: str
 ) -> tuple[subprocess.Popen[bytes], str]:
-    command = mlflow_server_command(root, port, *args)
+    command = mlflow_server_command(root, port, *args, python=python)
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=root, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True

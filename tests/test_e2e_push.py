@@ -73,6 +73,7 @@ def read_json(s3_uri: str) -> Any:
     return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+@pytest.mark.mlflow_compat
 def test_push_all_mirrors_every_version_once(env: dict[str, str], emulator: EmulatorProcess) -> None:
     result = mlsync("push", "--all")
     assert result.exit_code == 0, result.output
@@ -99,6 +100,7 @@ def test_push_all_mirrors_every_version_once(env: dict[str, str], emulator: Emul
     assert {"Stage": "Production", "StageStatus": "Approved"} in lifecycles
 
 
+@pytest.mark.mlflow_compat
 def test_every_param_and_metric_is_recoverable_exactly(
     env: dict[str, str], emulator: EmulatorProcess
 ) -> None:
@@ -122,6 +124,7 @@ def test_every_param_and_metric_is_recoverable_exactly(
         assert quality["mlflow_metrics"]["training_log_loss"] == "NaN"
 
 
+@pytest.mark.mlflow_compat
 def test_second_push_plans_nothing_and_writes_nothing(env: dict[str, str], emulator: EmulatorProcess) -> None:
     assert mlsync("push", "--all").exit_code == 0
     before = {v.version: v.last_updated_timestamp for v in mlflow.MlflowClient().search_model_versions()}

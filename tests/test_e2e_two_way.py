@@ -96,6 +96,7 @@ def assert_converged(emulator: EmulatorProcess, model: str) -> None:
     assert mlflow_state(model) == before
 
 
+@pytest.mark.mlflow_compat
 def test_a_review_in_sagemaker_survives_push_and_reaches_mlflow(env: None, emulator: EmulatorProcess) -> None:
     assert mlsync("push", REVIEWED).exit_code == 0
     review(emulator, REVIEWED, "1", "Approved", "fairness review passed")
@@ -120,6 +121,7 @@ def test_a_review_in_sagemaker_survives_push_and_reaches_mlflow(env: None, emula
     assert_converged(emulator, REVIEWED)
 
 
+@pytest.mark.mlflow_compat
 def test_a_rejection_is_recorded_by_pull_which_never_writes_to_sagemaker(
     env: None, emulator: EmulatorProcess
 ) -> None:

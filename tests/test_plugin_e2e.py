@@ -25,6 +25,7 @@ import boto3
 import mlflow
 import pytest
 from e2e_support import calls_since, mlsync, packages, reviewer, writes
+from mlflow_models import AS_MODEL
 from mlflow_server import mlflow_server
 from sklearn.linear_model import LogisticRegression
 
@@ -129,7 +130,7 @@ def log_model(registered_model_name: str | None = None) -> tuple[str, str | None
         model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
         info = mlflow.sklearn.log_model(
             model,
-            name="model",
+            **AS_MODEL,
             registered_model_name=registered_model_name,
             pip_requirements=["scikit-learn"],
         )
@@ -137,6 +138,7 @@ def log_model(registered_model_name: str | None = None) -> tuple[str, str | None
     return str(info.model_uri), None if version is None else str(version)
 
 
+@pytest.mark.mlflow_compat
 def test_sagemaker_follows_each_step_of_the_plain_mlflow_api(plugin_uri: str) -> None:
     name = "churn model"
     client = mlflow.MlflowClient()
@@ -165,6 +167,7 @@ def test_sagemaker_follows_each_step_of_the_plain_mlflow_api(plugin_uri: str) ->
     assert approvals(name) == {"1": REJECTED, "2": REJECTED}  # kept as history, no longer deployable
 
 
+@pytest.mark.mlflow_compat
 def test_descriptions_renames_and_deletes_reach_sagemaker(plugin_uri: str, emulator: EmulatorProcess) -> None:
     name, new_name = "fraud model", "fraud model v2"
     client = mlflow.MlflowClient()
@@ -312,6 +315,7 @@ def test_a_refused_create_is_recorded_and_logged_once(
     assert approvals(name) == {}
 
 
+@pytest.mark.mlflow_compat
 def test_a_script_that_exits_right_after_registering_is_mirrored(plugin_uri: str) -> None:
     name = "batch job model"
     model_uri, _ = log_model()
@@ -410,6 +414,7 @@ def eventually(check: Callable[[], Any], what: str, server: Server) -> Any:
     return result
 
 
+@pytest.mark.mlflow_compat
 def test_a_server_with_the_plugin_mirrors_registrations_from_a_plain_client(http_client: Server) -> None:
     name = "served model"
     assert not isinstance(registry_store(mlflow.MlflowClient()), MirroringStore)

@@ -22,12 +22,16 @@ import pytest
 from mlflow.data.numpy_dataset import from_numpy
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+from mlflow_models import AS_MODEL
 from mlflow_server import mlflow_server, refused_port
 from sklearn.linear_model import LogisticRegression
 
 from mlflow_sagemaker_registry.domain import Dataset
 from mlflow_sagemaker_registry.errors import SourceError
+from mlflow_sagemaker_registry.sources.mlflow_compat import PROMPT_TAG
 from mlflow_sagemaker_registry.sources.mlflow_registry import MlflowSource
+
+pytestmark = pytest.mark.mlflow_compat
 
 FRAUD = "fraud detector"
 TAGGED = "tagging_target"
@@ -37,6 +41,7 @@ QUOTED = ("o'brien", 'say "hi"', 'it\'s "quoted"', "back\\slash", "team_a.churn 
 DECOY = "itXs XquotedX"
 PAGE_MODELS = tuple(f"page-{i}" for i in range(3))
 MISSING_RUN = "0123456789abcdef0123456789abcdef"
+PROMPT = "greeting.prompt"  # MLflow 2.21+ keeps prompts as registered models; none is a model to list
 PIP = ["scikit-learn"]  # given, so log_model skips its slow requirement inference
 
 
@@ -85,10 +90,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
             mlflow.log_input(train, context="training", tags={"version": "v1.0"})
             mlflow.log_input(train, context="evaluation")
             mlflow.log_input(from_numpy(features[:2], name="holdout"), context="testing")
-            mlflow.sklearn.log_model(model, name="model", registered_model_name=FRAUD, pip_requirements=PIP)
+            mlflow.sklearn.log_model(model, **AS_MODEL, registered_model_name=FRAUD, pip_requirements=PIP)
         with mlflow.start_run(experiment_id=experiment) as b:
             mlflow.log_param("C", 1.0)
-            mlflow.sklearn.log_model(model, name="model", pip_requirements=PIP)
+            mlflow.sklearn.log_model(model, **AS_MODEL, pip_requirements=PIP)
         mlflow.register_model(f"runs:/{b.info.run_id}/model", FRAUD)  # version 2
 
         bare_dir = root / "bare-model"
@@ -113,6 +118,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         for name in (*QUOTED, DECOY, TAGGED):
             client.create_model_version(name, str(bare_dir))
         client.set_model_version_tag(TAGGED, "1", "mlsync.status", "synced")
+        if PROMPT_TAG is not None:
+            client.register_prompt(PROMPT, "Hello {{name}}")
 
     # The SQL store registers synchronously; set the states a slow artifact copy would leave.
     with closing(sqlite3.connect(root / "mlflow.db")) as db, db:
@@ -135,6 +142,12 @@ def source(built: Built) -> MlflowSource:
 
 def test_model_names_pages_through_every_model_sorted(source: MlflowSource) -> None:
     assert source.model_names() == sorted([FRAUD, TAGGED, DECOY, *QUOTED, *PAGE_MODELS])
+
+
+@pytest.mark.skipif(PROMPT_TAG is None, reason=f"MLflow {mlflow.__version__} has no prompts (2.21+)")
+def test_a_prompt_is_not_listed_and_reads_as_a_prompt(source: MlflowSource) -> None:
+    assert PROMPT not in source.model_names()
+    assert source.read_model(PROMPT).is_prompt
 
 
 def test_read_model_keeps_only_ready_versions_in_numeric_order(source: MlflowSource) -> None:

@@ -32,6 +32,7 @@ from ..config import PLUGIN_SCHEME_PREFIX
 from ..domain import Dataset, SourceModel, SourceVersion
 from ..errors import SourceError
 from ..extras import FULL, needs
+from .mlflow_compat import answers_prompt, download_options, model_search
 from .mlflow_serving import pyfunc_environment
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,14 @@ class MlflowSource:
         return self._identity
 
     def model_names(self) -> list[str]:
-        """Every registered model name, sorted (a set first: offset pages may repeat a name)."""
+        """Every registered model name, sorted (a set first: offset pages may repeat a name).
+
+        Through the store's own search: the filter MLflow 3's client adds hides every model of a
+        tracking server older than MLflow 2.21 (`mlflow_compat`).
+        """
         with self._translate("listing registered models"):
-            names = {model.name for model in self._pages(self._client.search_registered_models)}
+            search = model_search(self._versions())
+            names = {model.name for model in self._pages(search, filter_string=None)}
         return sorted(names)
 
     def read_model(self, name: str) -> SourceModel:
@@ -194,13 +200,12 @@ class MlflowSource:
         """Whether `name` is an MLflow prompt (a registered model the model APIs no longer show).
 
         Asked when `get_registered_model` failed: MLflow 3 answers "not found" for a prompt's name, which
-        would read as a typo. A registry or client without prompts (MLflow 2) has no such name.
+        would read as a typo. A client without `get_prompt` (MLflow 2) has no such answer.
         """
         try:
-            prompt = self._client.get_prompt(name)
+            return answers_prompt(self._client, name)
         except _MLFLOW_FAILURES:
             return False
-        return prompt is not None
 
     def download_model(self, artifact_uri: str, dest: Path) -> Path:
         """Download the model directory at `artifact_uri` under `dest` (created if missing).
@@ -213,7 +218,7 @@ class MlflowSource:
                 artifact_uri=artifact_uri,
                 dst_path=str(dest),
                 tracking_uri=self._tracking_uri,
-                registry_uri=self._registry_uri,
+                **download_options(self._registry_uri),
             )
         return Path(local)
 

@@ -30,12 +30,12 @@ from dataclasses import replace
 from typing import Any
 
 from mlflow.exceptions import MlflowException
-from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from mlflow.store.model_registry.abstract_store import AbstractStore
 from mlflow.tracking._model_registry.utils import _get_store_registry
 
 from ...config import PLUGIN_SCHEME_PREFIX, Settings, load_settings
 from ...mapping.tags import OWN_TAGS
+from ...sources.mlflow_compat import has_prompt_tag
 from ..reconcile import Job, Kind, Reconciler
 from .worker import PENDING_REGISTRATION, MirrorWorker, wait_for_mirrors
 
@@ -49,7 +49,7 @@ Event = Callable[[Mapping[str, Any], Any], tuple[Job, ...]]
 
 
 def _version_created(_arguments: Mapping[str, Any], version: Any) -> tuple[Job, ...]:
-    if IS_PROMPT_TAG_KEY in (version.tags or {}):
+    if has_prompt_tag(version.tags):
         return ()
     number = str(version.version)
     pending = frozenset({number}) if version.status == PENDING_REGISTRATION else frozenset()

@@ -29,6 +29,7 @@ from typing import Any
 from mlflow.entities.model_registry import ModelVersionTag
 
 from ...errors import MlsyncError
+from ...sources.mlflow_compat import answers_prompt
 from ..reconcile import Job, Kind, ReconcileQueue, Reconciler, Runner
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class MirrorWorker:
         if job.kind is Kind.RETIRE or job.model is None:
             return True
         # Prompts are registered models too (MLflow tags them), but there is no model to deploy.
-        if self._inner.get_prompt(job.model) is not None:
+        if answers_prompt(self._inner, job.model):
             return False
         deadline = time.monotonic() + self._ready_timeout
         for version in sorted(job.pending):
