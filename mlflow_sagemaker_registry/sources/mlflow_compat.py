@@ -11,6 +11,8 @@ tests with the oldest client and against the oldest server (scripts/test_mlflow2
 - Listing models: MLflow 3's client adds a filter leaving prompts out, which a tracking server older
   than 2.21 reads as "has a tag `mlflow.prompt.is_prompt` other than true": it answers no model at all.
   The store's own search has no such filter, and stores with prompts leave them out by themselves.
+- Webhooks came with MLflow 3.3 (`MlflowClient.create_webhook`; deliveries from servers with a SQL
+  backend): `mlsync webhook` refuses an older client with the fix (`require_webhooks`).
 - `mlflow.artifacts.download_artifacts` takes a `registry_uri` from MLflow 3 on; before, a `models:/`
   URI resolves against the process's registry (mlsync passes resolved URIs, so nothing depends on it).
 """
@@ -22,6 +24,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlflow.artifacts import download_artifacts
+from mlflow.version import VERSION
+
+from ..errors import ConfigError
 
 try:
     from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
@@ -31,6 +36,9 @@ else:
     PROMPT_TAG = IS_PROMPT_TAG_KEY
 
 _DOWNLOAD_PARAMETERS = frozenset(inspect.signature(download_artifacts).parameters)
+
+WEBHOOKS_SINCE = "3.3"
+"""The MLflow release that brought webhooks, to client and server alike."""
 
 
 def has_prompt_tag(tags: Mapping[str, str] | None) -> bool:
@@ -57,3 +65,17 @@ def model_search(registry_client: Any) -> Callable[..., Any]:
 def download_options(registry_uri: str) -> dict[str, str]:
     """The `registry_uri` argument for `download_artifacts` where it takes one (MLflow 3), else none."""
     return {"registry_uri": registry_uri} if "registry_uri" in _DOWNLOAD_PARAMETERS else {}
+
+
+def require_webhooks(client: Any) -> None:
+    """Refuse an `MlflowClient` without MLflow's webhook API (MLflow < 3.3), saying what to do instead.
+
+    Raises:
+        ConfigError: the installed MLflow predates webhooks.
+    """
+    if not hasattr(client, "create_webhook"):
+        raise ConfigError(
+            f"MLflow webhooks need MLflow {WEBHOOKS_SINCE} or newer, here and on the tracking server; "
+            f"this is MLflow {VERSION}. Upgrade (pip install 'mlflow-skinny>={WEBHOOKS_SINCE}'), or keep "
+            "SageMaker in step without webhooks: the registry-store plugin or a periodic `mlsync push --all`."
+        )

@@ -84,9 +84,14 @@ def send_test_event(settings: Settings, name: str = DEFAULT_NAME, event: str | N
 
 
 def _client(settings: Settings) -> Any:
+    """An `MlflowClient` with the webhook API (ConfigError naming the fix when MLflow is older than 3.3)."""
     import mlflow  # only for these commands: importing mlflow takes a while
 
-    return mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    from ...sources.mlflow_compat import require_webhooks
+
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    require_webhooks(client)
+    return client
 
 
 def _find(client: Any, name: str) -> Any:
