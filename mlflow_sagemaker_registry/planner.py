@@ -276,14 +276,14 @@ def plan_model(
         )
         conflict = _conflict(spec, package, merge, conflicts)
         found.extend([conflict] if conflict else [])
-        pull = _pull(version, spec, package, merge, approval_tag, conflict)
+        pull = _pull(version, spec, package, merge, approval_tag, conflict, pull_only)
         if pull_only:
             if pull is not None:
                 actions.append(pull)
             elif merge.outcome is Outcome.IN_SYNC and merge.base is not merge.result:
                 # Both sides agree on a value the record does not hold yet: record it, or a later change
                 # of either side would be measured against a stale base.
-                synced = {TAG_SYNCED_APPROVAL: merge.result.value}
+                synced = _card_to_follow(package, merge) | {TAG_SYNCED_APPROVAL: merge.result.value}
                 actions.append(
                     LinkVersion(version.model_name, version.version, synced, _becomes_approved(merge))
                 )
@@ -410,11 +410,13 @@ def _pull(
     merge: ApprovalMerge,
     approval_tag: str,
     conflict: Conflict | None,
+    pull_only: bool,
 ) -> PullApproval | None:
     """The MLflow tags that record a SageMaker-side approval change, or None when there is none.
 
     The review's description, author and time are written when SageMaker reports them; a tag left from
-    an earlier review is blanked rather than left to describe this one.
+    an earlier review is blanked rather than left to describe this one. A pull that writes only MLflow
+    leaves the model card's status to the next push (`_card_to_follow`).
     """
     if merge.outcome is not Outcome.PULL:
         return None
@@ -425,7 +427,8 @@ def _pull(
     }
     tags = {approval_tag: merge.result.value}
     tags |= {k: v[:MAX_TAG_VALUE] for k, v in review.items() if v or k in version.tags}
-    tags |= _conflict_tags(conflict) | {TAG_SYNCED_APPROVAL: merge.result.value}
+    follow = _card_to_follow(package, merge) if pull_only else {}
+    tags |= _conflict_tags(conflict) | follow | {TAG_SYNCED_APPROVAL: merge.result.value}
     return PullApproval(
         version.model_name,
         version.version,
@@ -436,6 +439,19 @@ def _pull(
         _becomes_approved(merge),
         package.modified_by or "",
     )
+
+
+CARD_TO_FOLLOW = f"{SYNCED} but for the model card's status"
+"""The sync status a pull that writes only MLflow leaves when the card's status must follow the pulled
+approval: unlike any digest, so the next push describes the package and moves the card's status."""
+
+
+def _card_to_follow(package: ObservedPackage, merge: ApprovalMerge) -> dict[str, str]:
+    """The sync-status tag that makes the next push describe the package, when its card (mlsync's) has
+    a status the merged approval no longer gives and this plan does not write it; else nothing."""
+    record = package.customer_metadata.get(KEY_MODEL_CARD)
+    card, _ = status_update(package.model_card, record, merge.result)
+    return {TAG_SYNC_STATUS: CARD_TO_FOLLOW} if card else {}
 
 
 def _link_status(spec: PackageSpec, drift: Sequence[Drift]) -> str:
@@ -454,8 +470,9 @@ def trusted_packages(
 
     A version's tags name its package and the `sync_status` of what was mirrored; while that status
     equals what the mapping gives now, only approval and lifecycle (which the summary carries) can have
-    changed, so DescribeModelPackage is not needed. Hand edits of such a package's metadata in SageMaker
-    are not seen until the MLflow side changes (docs/architecture.md).
+    changed, so DescribeModelPackage is not needed; the model card's status is presumed to follow that
+    approval (a pull that leaves it behind marks the version: `CARD_TO_FOLLOW`). Hand edits of such a
+    package's metadata in SageMaker are not seen until the MLflow side changes (docs/architecture.md).
     """
     by_arn = {summary.arn: summary for summary in summaries}
     trusted: dict[str, ObservedPackage] = {}
@@ -470,7 +487,7 @@ def trusted_packages(
         if synced_approval(version) is not summary.approval:
             continue
         # The card as mlsync wrote it: its status followed the approval synced, and so did its record.
-        card = replace(spec.model_card, status=card_status(summary.approval)) if spec.model_card else None
+        card = _card_following(spec, summary.approval)
         metadata = {**spec.customer_metadata, **({KEY_MODEL_CARD: card_digest(card)} if card else {})}
         trusted[summary.arn] = ObservedPackage(
             arn=summary.arn,
@@ -555,8 +572,13 @@ def _card(
 ) -> tuple[ModelCard | None, CardAction]:
     """MLflow's card as it is to be after this plan (its status follows the merged approval), and what
     becomes of the package's (`card_action`: a card someone else edited is never replaced)."""
-    card = replace(spec.model_card, status=card_status(merge.result)) if spec.model_card else None
+    card = _card_following(spec, merge.result)
     return card, card_action(card, package.model_card, package.customer_metadata.get(KEY_MODEL_CARD))
+
+
+def _card_following(spec: PackageSpec, approval: ApprovalStatus) -> ModelCard | None:
+    """MLflow's card with its status following `approval` (the merged one, or the one last synced)."""
+    return replace(spec.model_card, status=card_status(approval)) if spec.model_card else None
 
 
 def _card_drift(spec: PackageSpec, package: ObservedPackage, merge: ApprovalMerge) -> list[Drift]:

@@ -19,8 +19,10 @@ import pytest
 from e2e_support import REVIEWER_KEY, calls_since, mlsync, reviewer, use_registry, writes
 from mlflow_models import log_version
 
+from mlflow_sagemaker_registry.domain import ModelCard
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
 from mlflow_sagemaker_registry.mapping.identity import group_name
+from mlflow_sagemaker_registry.mapping.model_card import KEY_MODEL_CARD, card_digest
 from mlflow_sagemaker_registry.mapping.tags import (
     TAG_APPROVAL_CONFLICT,
     TAG_PACKAGE_ARN,
@@ -149,14 +151,19 @@ def test_a_rejection_is_recorded_by_pull_which_never_writes_to_sagemaker(
     again = mlsync("pull", REVIEWED)
     assert "In sync" in again.output
     assert writes(calls_since(emulator, mark)) == [] and mlflow_state(REVIEWED) == before
-    # The next push changes no approval; only the lifecycle's StageStatus follows the review (MLflow owns
-    # the lifecycle: docs/mapping.md).
+    # The next push changes no approval; only the lifecycle's StageStatus and the model card's status follow
+    # the review (MLflow owns the lifecycle and the card: docs/mapping.md).
     mark = len(emulator.calls())
     assert mlsync("push", REVIEWED).exit_code == 0
     (update,) = [c.params for c in calls_since(emulator, mark) if c.operation == "UpdateModelPackage"]
+    card = update.pop("ModelCard")
+    assert card["ModelCardStatus"] == "Draft"
     assert update == {
         "ModelPackageArn": package_arn(REVIEWED, "2"),
         "ModelLifeCycle": {"Stage": "Development", "StageStatus": "Rejected"},
+        "CustomerMetadataProperties": {
+            KEY_MODEL_CARD: card_digest(ModelCard(card["ModelCardContent"], card["ModelCardStatus"]))
+        },
     }
     assert_converged(emulator, REVIEWED)
 

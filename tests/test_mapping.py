@@ -1136,7 +1136,7 @@ def _changed(value: object) -> object:
     if isinstance(value, Document):
         return make_document(PREFIX, {"other": value.digest})
     if isinstance(value, ModelCard):
-        return dataclasses.replace(value, content=value.content + " ")
+        return dataclasses.replace(value, content=json.dumps({"other": value.content}))
     if value is None:
         return a_document()
     assert isinstance(value, dict), f"add a way to change a {type(value).__name__} field"

@@ -47,6 +47,7 @@ from mlflow_sagemaker_registry.mapping.tags import (
     TAG_SYNCED_APPROVAL,
 )
 from mlflow_sagemaker_registry.planner import (
+    CARD_TO_FOLLOW,
     Drift,
     Plan,
     Unplanned,
@@ -1300,11 +1301,13 @@ def test_trusted_packages_are_presumed_with_the_card_and_record_mlsync_left() ->
     assert [a for a in plan.actions if isinstance(a, UpdatePackage)] == [] and plan.drift == ()
 
 
-def test_the_sync_status_covers_the_cards_content_only_and_is_unchanged_without_a_card() -> None:
-    assert sync_status(spec_of(carded())) == sync_status(spec_of(carded(stage="Production")))
+def test_the_sync_status_covers_the_cards_content_and_is_unchanged_without_a_card() -> None:
     assert sync_status(spec_of(carded())) != sync_status(spec_of(carded(params={"depth": "4"})))
+    # Not its status, which follows approval as summaries carry it (see the trusted-package tests).
+    assert sync_status(spec_of(carded())) == sync_status(spec_of(carded(stage="Production")))
     bare = spec_of(version(1, params={"depth": "3"}))
     assert bare.model_card is None
+    assert sync_status(bare) == sync_status(spec_of(version(1, params={"depth": "3"}, stage="Production")))
     state = {  # the digest as it was before mlsync wrote cards
         "metadata": {k: v for k, v in bare.customer_metadata.items() if k != KEY_SERVER},
         "description": bare.description,
@@ -1313,6 +1316,49 @@ def test_the_sync_status_covers_the_cards_content_only_and_is_unchanged_without_
     }
     digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
     assert sync_status(bare) == f"synced {digest}"
+
+
+def test_an_approval_changed_in_mlflow_needs_no_describe_to_move_the_card_status() -> None:
+    pending = carded()
+    promoted = moved_on(pending, stage="Production")  # still linked as mlsync left it, while pending
+    summary = PackageSummary(arn(1), 1, ApprovalStatus.PENDING, spec_of(pending).lifecycle)
+
+    presumed = trusted_packages([promoted], [spec_of(promoted)], [summary])[arn(1)]
+
+    update = the_update(plan_for([promoted], [presumed]))
+    card = spec_of(pending).model_card
+    assert card is not None
+    assert update.change.approval is ApprovalStatus.APPROVED
+    assert update.change.model_card == replace(card, status="Approved")
+
+
+def test_a_review_pulled_without_the_card_has_the_card_set_right_by_the_next_push() -> None:
+    """`mlsync pull` (and the Lambda handler) write only MLflow: the next push must not presume the card."""
+    v = carded()
+    package = created(spec_of(v), 1, approval=ApprovalStatus.APPROVED)  # a reviewer approved it
+    model = SourceModel(MODEL, versions=(linked(v, arn(1)),))
+    group = desired_group(model, SETTINGS)
+    observed = ObservedGroup(group.name, group.description, (package,))
+    (pull,) = plan_model(model, group, observed, [spec_of(v)], SOURCE, pull_only=True).actions
+    assert isinstance(pull, PullApproval)
+    assert pull.tags[TAG_SYNC_STATUS] == CARD_TO_FOLLOW  # written before the synced approval
+    assert list(pull.tags)[-2:] == [TAG_SYNC_STATUS, TAG_SYNCED_APPROVAL]
+    pulled = replace(linked(v, arn(1)), tags={**linked(v, arn(1)).tags, **pull.tags})
+    summary = PackageSummary(arn(1), 1, ApprovalStatus.APPROVED, spec_of(v).lifecycle)
+
+    assert trusted_packages([pulled], [spec_of(pulled)], [summary]) == {}  # described, not presumed
+    plan = plan_for([pulled], [package])
+    update = the_update(plan)
+    assert update.change.model_card is not None and update.change.model_card.status == "Approved"
+    (link,) = [a for a in plan.actions if isinstance(a, LinkVersion)]
+    assert link.tags[TAG_SYNC_STATUS] == sync_status(spec_of(pulled))
+    # A pull that needs no card change leaves the sync status alone.
+    no_card = created(spec_of(version(1)), 1, approval=ApprovalStatus.APPROVED)
+    bare = linked(version(1), arn(1))
+    model = SourceModel(MODEL, versions=(bare,))
+    observed = ObservedGroup(group.name, group.description, (no_card,))
+    (pull,) = plan_model(model, group, observed, [spec_of(bare)], SOURCE, pull_only=True).actions
+    assert isinstance(pull, PullApproval) and TAG_SYNC_STATUS not in pull.tags
 
 
 def test_a_retired_version_s_card_follows_its_rejection() -> None:

@@ -97,7 +97,7 @@ def sync_status(spec: PackageSpec) -> str:
     calls, not one describe per version.
     """
     state = {
-        # The card's record follows its status, so approval: the planner keeps it (model_card.py).
+        # The card's record is covered below, as the card.
         "metadata": {
             k: v for k, v in spec.customer_metadata.items() if k not in (KEY_SERVER, KEY_MODEL_CARD)
         },
@@ -111,7 +111,8 @@ def sync_status(spec: PackageSpec) -> str:
         # own staged keys would have changed every version's status once.)
         state["staged"] = dict(spec.staged_keys)
     if spec.model_card is not None:
-        # Its content, not its status (which follows approval). Left out for a version without a card,
+        # Its content: its status follows approval, which summaries carry (a pull that leaves the status
+        # behind marks the version, planner.CARD_TO_FOLLOW). Left out for a version without a card,
         # whose status stays what it was before mlsync wrote cards.
         state["card"] = spec.model_card.content
     digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]

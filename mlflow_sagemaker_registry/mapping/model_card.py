@@ -215,32 +215,36 @@ class _Fixed:
 def _cut_to_size(
     fixed: _Fixed, metrics: list[dict[str, Any]], params: list[dict[str, Any]], omitted: Mapping[str, int]
 ) -> str:
-    """A card over the size limit, with the metrics (first) and params (then) that fit, in name order;
-    the rest counted as omitted."""
+    """A card over the size limit, with the params (at most 100, so they never take all the room) and
+    then the metrics that fit, each in name order; the rest counted as omitted."""
     worst = {
         **omitted,
         "metric": omitted["metric"] + len(metrics),
         "hyperparameter": omitted["hyperparameter"] + len(params),
     }
     room = MAX_CARD_CONTENT - api_length(_render(fixed.card([], [], worst))) - _SLACK
-    kept: list[list[dict[str, Any]]] = []
-    for items in (metrics, params):
-        count = 0
-        for item in items:
-            size = api_length(_render(item)) + 1  # and its comma
-            if size > room:
-                break
-            room -= size
-            count += 1
-        kept.append(items[:count])
+    kept_params, room = _within(params, room)
+    kept_metrics, _ = _within(metrics, room)
     final = {
         **omitted,
-        "metric": omitted["metric"] + len(metrics) - len(kept[0]),
-        "hyperparameter": omitted["hyperparameter"] + len(params) - len(kept[1]),
+        "metric": omitted["metric"] + len(metrics) - len(kept_metrics),
+        "hyperparameter": omitted["hyperparameter"] + len(params) - len(kept_params),
     }
-    content = _render(fixed.card(kept[0], kept[1], final))
+    content = _render(fixed.card(kept_metrics, kept_params, final))
     assert api_length(content) <= MAX_CARD_CONTENT, "the fixed parts of a card are far below its limit"
     return content
+
+
+def _within(items: list[dict[str, Any]], room: int) -> tuple[list[dict[str, Any]], int]:
+    """The first items whose JSON (and a comma each) fits in `room` characters, and the room left."""
+    count = 0
+    for item in items:
+        size = api_length(_render(item)) + 1
+        if size > room:
+            break
+        room -= size
+        count += 1
+    return items[:count], room
 
 
 def _fitting(items: list[dict[str, Any]], limit: int | None) -> tuple[list[dict[str, Any]], int]:
