@@ -97,7 +97,7 @@ def sync_status(spec: PackageSpec) -> str:
     calls, not one describe per version.
     """
     state = {
-        # The card's record is covered below, as the card.
+        # The card's record (its digest, status included) is left out: its content is covered below.
         "metadata": {
             k: v for k, v in spec.customer_metadata.items() if k not in (KEY_SERVER, KEY_MODEL_CARD)
         },
