@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .actions import Action
+from .actions import Action, LinkVersion
 from .config import Settings
 from .domain import (
     ApprovalStatus,
@@ -36,7 +36,7 @@ from .mapping.identity import (
     legacy_group_name,
     owner_of,
 )
-from .mapping.tags import TAG_PACKAGE_ARN
+from .mapping.tags import TAG_PACKAGE_ARN, TAG_SYNC_STATUS
 from .planner import Plan, plan_model, plan_unreadable, retire_actions, trusted_packages
 from .ports import Gateways, Registry
 from .rollback import plan_rollback
@@ -166,7 +166,14 @@ class Engine:
         plan, model, observed = self._plan_one(name)
         by_arn = {p.arn: p for p in observed.packages} if observed else {}
         packages = {version: by_arn[arn] for _, version, arn in plan.matched}
-        return plan_rollback(model, packages, self.settings.approval, to=to, reason=reason)
+        statuses = {
+            action.version: action.tags[TAG_SYNC_STATUS]
+            for action in plan.actions
+            if isinstance(action, LinkVersion) and TAG_SYNC_STATUS in action.tags
+        }
+        return plan_rollback(
+            model, packages, self.settings.approval, to=to, reason=reason, sync_statuses=statuses
+        )
 
     def push(
         self,

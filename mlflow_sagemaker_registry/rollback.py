@@ -37,9 +37,10 @@ from .mapping.tags import (
     TAG_REVIEW_BY,
     TAG_REVIEW_DESCRIPTION,
     TAG_REVIEW_TIME,
+    TAG_SYNC_STATUS,
     TAG_SYNCED_APPROVAL,
 )
-from .planner import Plan
+from .planner import CARD_TO_FOLLOW, Plan
 
 
 def plan_rollback(
@@ -49,6 +50,7 @@ def plan_rollback(
     *,
     to: str | None = None,
     reason: str = "",
+    sync_statuses: Mapping[str, str] | None = None,
 ) -> Plan:
     """The plan that makes `to` (default: the version approved before the deployed one) deployable.
 
@@ -58,6 +60,8 @@ def plan_rollback(
         rules: the approval mapping (which tag, which aliases mean Approved).
         to: the MLflow version to go back to.
         reason: why, recorded on every package it changes and on the MLflow versions.
+        sync_statuses: the sync status a push would record, by MLflow version. A version a pull left
+            marked `CARD_TO_FOLLOW` gets it: the rollback moves the card's status with the approval.
 
     Raises:
         RollbackError: nothing is deployed, the target is unknown or not mirrored, or none is recorded.
@@ -95,6 +99,8 @@ def plan_rollback(
     mlflow: list[Action] = [MoveAlias(model.name, target, alias, number) for alias, number in moved]
     for number, version in after.items():
         tags = {key: value for key, value in version.tags.items() if versions[number].tags.get(key) != value}
+        if versions[number].tags.get(TAG_SYNC_STATUS) == CARD_TO_FOLLOW and number in (sync_statuses or {}):
+            tags[TAG_SYNC_STATUS] = (sync_statuses or {})[number]
         mlflow.append(LinkVersion(model.name, number, tags, stamp_approved=number == target))
     return Plan(tuple(updates + mlflow))
 

@@ -24,8 +24,10 @@ from mlflow_sagemaker_registry.mapping.tags import (
     TAG_APPROVED_AT,
     TAG_REVIEW_BY,
     TAG_REVIEW_DESCRIPTION,
+    TAG_SYNC_STATUS,
     TAG_SYNCED_APPROVAL,
 )
+from mlflow_sagemaker_registry.planner import CARD_TO_FOLLOW
 from mlflow_sagemaker_registry.rollback import plan_rollback
 
 A, R, P = ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.PENDING
@@ -203,3 +205,18 @@ def test_rollback_moves_the_status_of_the_cards_mlsync_wrote_and_leaves_an_edite
     assert approve.previous_card == draft_card
     assert "model card Draft -> Approved" in approve.text()
     assert (reject.change.model_card, reject.change.metadata_set) == (None, {})
+
+
+def test_a_version_a_pull_left_for_its_card_gets_the_sync_status_a_push_would_record() -> None:
+    """A pull writes only MLflow, so it marks a version whose card's status must follow (CARD_TO_FOLLOW);
+    a rollback that moves that card records the version as synced, instead of leaving it to a push."""
+    model, packages = promoted_three_times()
+    marked = replace(model.versions[2], tags={**model.versions[2].tags, TAG_SYNC_STATUS: CARD_TO_FOLLOW})
+    model = replace(model, versions=(*model.versions[:2], marked))
+
+    actions = plan_rollback(model, packages, RULES, to="1", sync_statuses={"3": "synced 0123"}).actions
+
+    (link,) = [a for a in actions if isinstance(a, LinkVersion) and a.version == "3"]
+    assert link.tags[TAG_SYNC_STATUS] == "synced 0123"
+    untouched = [a for a in actions if isinstance(a, LinkVersion) and a.version == "1"]
+    assert all(TAG_SYNC_STATUS not in a.tags for a in untouched)  # v1 was not marked

@@ -123,10 +123,36 @@ def test_the_review_and_the_rollback_are_in_sagemaker_and_in_mlflow(run: str, aw
     v1, v2 = packages(workshop.GROUP)
     assert (v1["ModelApprovalStatus"], v2["ModelApprovalStatus"]) == ("Approved", "Rejected")
     assert "v2 misclassifies the new intake batch" in v2["ApprovalDescription"]
+    # The model card's status follows approval (a rejected version's card is a draft again).
+    assert [p["ModelCard"]["ModelCardStatus"] for p in (v1, v2)] == ["Approved", "Draft"]
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{WORK[0] / 'mlflow.db'}")
     tags = [client.get_model_version(workshop.GROUP, v).tags for v in ("1", "2")]
     assert [t["sagemaker.approval"] for t in tags] == ["Approved", "Rejected"]
     # v1's last review is now the rollback's re-approval, recorded on both sides.
     assert tags[0]["sagemaker.approval_description"] == (
         "mlsync rollback from version 2: v2 misclassifies the new intake batch"
+    )
+
+
+def test_the_model_card_is_filled_from_mlflow(run: str, aws: None) -> None:
+    v1, _ = packages(workshop.GROUP)
+    card = json.loads(v1["ModelCard"]["ModelCardContent"])
+    assert card["model_overview"]["model_creator"] == workshop.CREATED_BY
+    assert card["intended_uses"] == {
+        "purpose_of_model": workshop.GROUP_DESCRIPTION,
+        "intended_uses": workshop.INTENDED_USE,
+    }
+    job = card["training_details"]["training_job_details"]
+    assert {p["name"]: p["value"] for p in job["hyper_parameters"]} == {
+        "learning_rate": "0.1",
+        "max_depth": "5",
+        "n_estimators": "100",
+    }
+    assert any("v1.0" in dataset for dataset in job["training_datasets"])
+    (evaluation,) = card["evaluation_details"]
+    (metrics,) = evaluation["metric_groups"]
+    accuracy = v1["CustomerMetadataProperties"]["metric.accuracy"]
+    assert [(m["name"], m["value"]) for m in metrics["metric_data"]] == [("accuracy", float(accuracy))]
+    assert card["additional_information"]["custom_details"]["mlflow_version_description"] == (
+        "ML pipeline v1 model"
     )

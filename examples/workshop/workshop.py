@@ -34,6 +34,7 @@ GROUP = "ml-pipeline-model-group"
 GROUP_DESCRIPTION = "Model group for ML pipeline workshop"
 PYFUNC_MODEL = "ml-pipeline-model-pyfunc"
 CREATED_BY = "Lambda Preprocessing Pipeline"
+INTENDED_USE = "Screening of breast tissue samples in the ML pipeline workshop; not for diagnosis"
 BUCKET = "mlsync-workshop"
 XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 PYFUNC_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlflow-pyfunc:workshop"
@@ -100,9 +101,10 @@ def train_version(version: int) -> str:
             input_example=np.asarray(x_test[:3]),
             pip_requirements=[f"xgboost=={xgboost.__version__}"],
         )
-    mlflow.MlflowClient().update_model_version(
-        GROUP, str(info.registered_model_version), f"ML pipeline v{version} model"
-    )
+    client = mlflow.MlflowClient()
+    number = str(info.registered_model_version)
+    client.update_model_version(GROUP, number, f"ML pipeline v{version} model")
+    client.set_model_version_tag(GROUP, number, "intended_use", INTENDED_USE)  # the model card shows it
     if version == 1:
         # The same trained model as a second registered model, for the pyfunc image.
         mlflow.register_model(info.model_uri, PYFUNC_MODEL)
