@@ -315,7 +315,6 @@ def test_a_refused_create_is_recorded_and_logged_once(
     assert approvals(name) == {}
 
 
-@pytest.mark.mlflow_compat
 def test_a_script_that_exits_right_after_registering_is_mirrored(plugin_uri: str) -> None:
     name = "batch job model"
     model_uri, _ = log_model()
