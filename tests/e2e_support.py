@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,22 @@ from mlflow_sagemaker_registry.mapping.tags import OWN_TAGS
 from mlflow_sagemaker_registry.triggers.cli import cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+@contextmanager
+def building_registry(root: Path, experiment: str) -> Iterator[None]:
+    """Work in a SQLite registry in `root` (its working directory, so ./mlruns is made there) with
+    `experiment` active, then give back the working directory and tracking URI: a module's registry is
+    built once inside this."""
+    previous_cwd, previous_uri = Path.cwd(), mlflow.get_tracking_uri()
+    os.chdir(root)
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    try:
+        mlflow.set_experiment(experiment)
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+        os.chdir(previous_cwd)
 
 
 def json_blocks(page: str) -> list[Any]:

@@ -4,14 +4,13 @@ written over a reviewer's edit. A real SQLite MLflow registry, `mlsync` against 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pytest
-from e2e_support import calls_since, mlsync, packages, reviewer, use_registry, writes
+from e2e_support import building_registry, calls_since, mlsync, packages, reviewer, use_registry, writes
 from mlflow_models import log_version
 from model_card_schema import valid_card
 
@@ -33,11 +32,7 @@ PARAMS = {"learning_rate": "0.1", "max_depth": "5", "n_estimators": "100"}
 def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The workshop's model: its description, two versions, v1 in Production with an intended use."""
     root = tmp_path_factory.mktemp("cards")
-    previous_cwd, previous_uri = Path.cwd(), mlflow.get_tracking_uri()
-    os.chdir(root)
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    try:
-        mlflow.set_experiment("cards")
+    with building_registry(root, "cards"):
         for seed in range(2):
             log_version(
                 NAME,
@@ -51,9 +46,6 @@ def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         client.set_model_version_tag(NAME, "1", "intended_use", "Score churn risk for the retention team")
         client.transition_model_version_stage(NAME, "1", "Production")
         yield root
-    finally:
-        mlflow.set_tracking_uri(previous_uri)
-        os.chdir(previous_cwd)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import boto3
 import mlflow
 import pytest
 from click.testing import CliRunner, Result
-from e2e_support import calls_since, mlsync, packages, use_registry, writes
+from e2e_support import building_registry, calls_since, mlsync, packages, use_registry, writes
 from mlflow_models import AWKWARD_PARAMS, log_version
 
 from mlflow_sagemaker_registry.emulator import EmulatorProcess
@@ -39,12 +38,7 @@ METRICS = {"accuracy": 0.93, "f1_score": 0.91, "training_log_loss": float("nan")
 def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Two registered models, five versions, built once for the module."""
     root = tmp_path_factory.mktemp("e2e")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous_cwd, previous_uri = Path.cwd(), mlflow.get_tracking_uri()
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    try:
-        mlflow.set_experiment("e2e")
+    with building_registry(root, "e2e"):
         for seed in range(3):
             log_version(
                 CLASSIFIER, params=AWKWARD_PARAMS, metrics=METRICS, seed=seed, description=f"seed {seed}"
@@ -57,9 +51,6 @@ def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         client.transition_model_version_stage(CLASSIFIER, "1", "Production")
         client.transition_model_version_stage(CLASSIFIER, "2", "Archived")
         yield root
-    finally:
-        mlflow.set_tracking_uri(previous_uri)
-        os.chdir(previous_cwd)
 
 
 @pytest.fixture

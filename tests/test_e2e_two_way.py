@@ -8,7 +8,6 @@ update-model-package --model-approval-status Approved` would.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import boto3
 import mlflow
 import pytest
-from e2e_support import REVIEWER_KEY, calls_since, mlsync, reviewer, use_registry, writes
+from e2e_support import REVIEWER_KEY, building_registry, calls_since, mlsync, reviewer, use_registry, writes
 from mlflow_models import log_version
 
 from mlflow_sagemaker_registry.domain import ModelCard
@@ -43,19 +42,12 @@ ROLLED = "rolled back model"
 def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Two models: four versions to review, three to promote and roll back."""
     root = tmp_path_factory.mktemp("two-way")
-    previous_cwd, previous_uri = Path.cwd(), mlflow.get_tracking_uri()
-    os.chdir(root)
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    try:
-        mlflow.set_experiment("two-way")
+    with building_registry(root, "two-way"):
         for seed in range(4):
             log_version(REVIEWED, metrics={"accuracy": 0.8 + seed / 100}, seed=seed)
         for seed in range(3):
             log_version(ROLLED, metrics={"accuracy": 0.9 + seed / 100}, seed=seed)
         yield root
-    finally:
-        mlflow.set_tracking_uri(previous_uri)
-        os.chdir(previous_cwd)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ or as a child process where it must be killed or run three at once.
 from __future__ import annotations
 
 import math
-import os
 import sqlite3
 import subprocess
 import time
@@ -28,6 +27,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from e2e_support import (
+    building_registry,
     calls_since,
     every_package,
     json_blocks,
@@ -85,11 +85,8 @@ def emulator() -> Iterator[EmulatorProcess]:
 def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The registry of `EXPECTED`, built once; each test that uses it works on a copy (`registry`)."""
     root = tmp_path_factory.mktemp("faults-template")
-    previous_cwd, previous_uri = Path.cwd(), mlflow.get_tracking_uri()
-    os.chdir(root)  # the experiment's artifact root, ./mlruns, is made absolute here: the copies share it
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    try:
-        mlflow.set_experiment(f"faults-{root.name}")
+    # the experiment's artifact root, ./mlruns, is made absolute here: the copies share it
+    with building_registry(root, f"faults-{root.name}"):
         for seed, (model, _) in enumerate(EXPECTED):
             log_version(model, seed=seed)
         client = mlflow.MlflowClient()
@@ -98,9 +95,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         client.set_registered_model_alias("churn model", "champion", "2")
         client.set_model_version_tag("risk.score", "1", "sagemaker.approval", "rejected")
         yield root / "mlflow.db"
-    finally:
-        mlflow.set_tracking_uri(previous_uri)
-        os.chdir(previous_cwd)
 
 
 @pytest.fixture
