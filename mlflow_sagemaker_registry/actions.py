@@ -287,6 +287,71 @@ class DeletePackage(_Step):
         return f"- package {self.model_name} v{self.version}: delete {self.arn}"
 
 
+@dataclass(frozen=True)
+class PutGroupPolicy(_Step):
+    """Write the group's resource policy (mlsync's sharing statements merged into the held policy),
+    then record what mlsync wrote on the registered model (`mlsync.group_policy`).
+
+    `write` is False when SageMaker already holds that policy and only the record is behind (a run
+    that stopped between the two writes).
+    """
+
+    model_name: str
+    group_name: str
+    policy: str
+    accounts: tuple[str, ...]
+    record: str
+    write: bool = True
+    NOUN: ClassVar[str] = "group policies to write"
+
+    @property
+    def version(self) -> str:
+        return ""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "put-group-policy",
+            "group": self.group_name,
+            "model": self.model_name,
+            "share_with": list(self.accounts),
+            "policy": self.policy,
+            "write": self.write,
+        }
+
+    def text(self) -> str:
+        done = "" if self.write else " (SageMaker has it; record only)"
+        accounts = ", ".join(self.accounts) or "no account (others' statements kept)"
+        return f"~ policy  {self.group_name}: share with {accounts}{done}"
+
+
+@dataclass(frozen=True)
+class DeleteGroupPolicy(_Step):
+    """Delete the group's resource policy, which held only mlsync's statements (`share_with` is now
+    empty), then record that on the registered model; `write` as for `PutGroupPolicy`."""
+
+    model_name: str
+    group_name: str
+    record: str
+    write: bool = True
+    NOUN: ClassVar[str] = "group policies to delete"
+
+    @property
+    def version(self) -> str:
+        return ""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "action": "delete-group-policy",
+            "group": self.group_name,
+            "model": self.model_name,
+            "write": self.write,
+        }
+
+    def text(self) -> str:
+        done = "" if self.write else " (SageMaker has none; record only)"
+        return f"- policy  {self.group_name}: shared with no account{done}"
+
+
 Action = (
     CreateGroup
     | CreatePackage
@@ -296,6 +361,8 @@ Action = (
     | MoveAlias
     | RecordProblem
     | DeletePackage
+    | PutGroupPolicy
+    | DeleteGroupPolicy
 )
 """Every step a plan can have, in the order a summary counts them."""
 

@@ -39,6 +39,8 @@ APPROVAL_CONFLICTS = frozenset({"sagemaker", "mlflow"})
 DEFAULT_CONCURRENCY = 16
 """Requests in flight at once per kind (SageMaker, S3, MLflow): a reconcile waits on round trips, not CPU."""
 MAX_CONCURRENCY = 128
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
+"""An AWS account id (`share_with`)."""
 INSTANCE_TYPE_PATTERN = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9-]+")
 APPROVAL_KEYS = frozenset({"stages", "aliases", "tag", "lifecycle_stages", "alias_lifecycle_stages"})
 
@@ -101,6 +103,8 @@ class Settings:
     safety_max_fraction: float = 0.3
     approval_conflicts: str = "sagemaker"
     prune: bool = False
+    share_with: tuple[str, ...] = ()
+    """AWS account ids the groups are shared with through a resource policy (mapping/sharing.py)."""
     approval: ApprovalRules = field(default_factory=ApprovalRules)
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Extra `CustomerMetadataProperties`: SageMaker key -> where its value comes from (`[metadata]`)."""
@@ -157,7 +161,7 @@ METADATA_SOURCES: Mapping[str, bool] = {
 
 # Lists of text: an array in the file, comma-separated in the environment.
 _INSTANCE_TYPE_LISTS = frozenset({"realtime_instance_types", "transform_instance_types"})
-_LISTS = _INSTANCE_TYPE_LISTS | {"webhook_previous_secrets"}
+_LISTS = _INSTANCE_TYPE_LISTS | {"webhook_previous_secrets", "share_with"}
 _SCALARS: Mapping[str, type] = {
     f.name: str for f in fields(Settings) if f.name not in {*_TABLES, *_LISTS}
 } | {
@@ -375,6 +379,12 @@ def _validate(settings: Settings) -> None:
                     f"{name}: {instance_type!r} is not a SageMaker instance type (ml.<family>.<size>, "
                     "e.g. ml.m5.large)"
                 )
+    for account in settings.share_with:
+        if not ACCOUNT_ID.fullmatch(account):
+            raise ConfigError(
+                f"share_with: {account!r} is not an AWS account id (12 digits, e.g. 111122223333); list "
+                "the accounts the model package groups are shared with"
+            )
     if settings.approval_conflicts not in APPROVAL_CONFLICTS:
         raise ConfigError(
             f"approval_conflicts {settings.approval_conflicts!r}: use sagemaker (a review made in SageMaker "

@@ -81,6 +81,8 @@ class SourceModel:
     versions: tuple[SourceVersion, ...] = ()
     is_prompt: bool = False
     registering: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """The registered model's own tags (mlsync writes only `mlsync.group_policy` among them)."""
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,16 @@ from .mapping.identity import (
     legacy_group_name,
     owner_of,
 )
-from .mapping.tags import TAG_PACKAGE_ARN, TAG_SYNC_STATUS
-from .planner import Plan, plan_model, plan_unreadable, retire_actions, trusted_packages
+from .mapping.sharing import NOT_SHARED, own_statements, policy_record
+from .mapping.tags import TAG_GROUP_POLICY, TAG_PACKAGE_ARN, TAG_SYNC_STATUS
+from .planner import (
+    Plan,
+    plan_group_policy,
+    plan_model,
+    plan_unreadable,
+    retire_actions,
+    trusted_packages,
+)
 from .ports import Gateways, Registry
 from .rollback import plan_rollback
 
@@ -318,7 +326,32 @@ class Engine:
         creates = not options.pull_only and any(isinstance(spec, PackageSpec) for spec in desired)
         if observed is not None and not plan.matched and creates:
             self._check_owner(group)
+        if not options.pull_only:
+            plan = self._share(plan, model, group.name, listing, deep=options.deep)
         return plan, model, observed
+
+    def _share(
+        self, plan: Plan, model: SourceModel, group_name: str, listing: GroupListing | None, *, deep: bool
+    ) -> Plan:
+        """`plan` with the group's resource policy kept in step with `share_with` (mapping/sharing.py).
+
+        Cost: no call at all while `share_with` is unset and nothing was shared; otherwise the group's
+        policy is read (GetModelPackageGroupPolicy) only when the record of what mlsync last wrote (the
+        model's `mlsync.group_policy` tag) differs from what the settings give now, or `deep`.
+        """
+        recorded = model.tags.get(TAG_GROUP_POLICY, NOT_SHARED)
+        accounts = self.settings.share_with
+        if not accounts and recorded == NOT_SHARED:
+            return plan
+        group_arn = self.registry.group_arn(group_name) if accounts else ""
+        if not deep and recorded == policy_record(own_statements(group_arn, accounts)):
+            return plan
+        held = self.registry.get_group_policy(group_name) if listing is not None else None
+        try:
+            actions = plan_group_policy(model.name, group_name, group_arn, accounts, held, recorded)
+        except MappingError as exc:
+            return plan + Plan(problems=(exc,))
+        return plan + Plan(actions=actions)
 
     def _group(self, model: SourceModel, groups: GroupReads) -> tuple[GroupSpec, GroupListing | None]:
         """The model's group and its listing (None when it does not exist yet).

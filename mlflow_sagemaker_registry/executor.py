@@ -19,10 +19,12 @@ from .actions import (
     Action,
     CreateGroup,
     CreatePackage,
+    DeleteGroupPolicy,
     DeletePackage,
     LinkVersion,
     MoveAlias,
     PullApproval,
+    PutGroupPolicy,
     RecordProblem,
     UpdatePackage,
 )
@@ -34,6 +36,7 @@ from .mapping.algorithm import staged_entries
 from .mapping.tags import (
     MAX_TAG_VALUE,
     TAG_APPROVED_AT,
+    TAG_GROUP_POLICY,
     TAG_PACKAGE_ARN,
     TAG_SYNC_STATUS,
     TAG_SYNCED_APPROVAL,
@@ -70,6 +73,8 @@ class Report:
     versions_linked: list[str] = field(default_factory=list)
     approvals_pulled: list[str] = field(default_factory=list)
     aliases_moved: list[str] = field(default_factory=list)
+    group_policies_written: list[str] = field(default_factory=list)
+    """Groups whose resource policy was put or deleted (`share_with`)."""
     artifacts_uploaded: int = 0
     failures: list[Failure] = field(default_factory=list)
 
@@ -95,6 +100,7 @@ class Report:
             "versions_linked": self.versions_linked,
             "approvals_pulled": self.approvals_pulled,
             "aliases_moved": self.aliases_moved,
+            "group_policies_written": self.group_policies_written,
             "artifacts_uploaded": self.artifacts_uploaded,
             "failures": [f.__dict__ for f in self.failures],
         }
@@ -246,6 +252,20 @@ class Executor:
             self._source.set_alias(action.model_name, action.alias, action.version)
             run.report.aliases_moved.append(f"{action.model_name}@{action.alias}")
 
+    def _put_group_policy(self, action: PutGroupPolicy, run: _Run) -> None:
+        """The policy, then its record on the registered model: a run stopped between the two leaves a
+        record that differs, so the next plan reads the policy and writes only the record."""
+        if action.write:
+            self._registry.put_group_policy(action.group_name, action.policy)
+            run.report.group_policies_written.append(action.group_name)
+        self._source.set_model_tags(action.model_name, {TAG_GROUP_POLICY: action.record})
+
+    def _delete_group_policy(self, action: DeleteGroupPolicy, run: _Run) -> None:
+        if action.write:
+            self._registry.delete_group_policy(action.group_name)
+            run.report.group_policies_written.append(action.group_name)
+        self._source.set_model_tags(action.model_name, {TAG_GROUP_POLICY: action.record})
+
     def _record_problem(self, action: RecordProblem, run: _Run) -> None:
         self._source.set_version_tags(action.model_name, action.version, {TAG_SYNC_STATUS: action.message})
 
@@ -253,8 +273,9 @@ class Executor:
         """Remember the failure and, for a version, tag it so the MLflow UI shows why it is not mirrored."""
         model, version, name = action.model_name, action.version, type(action).__name__
         run.report.failures.append(Failure(model, version, name, str(exc)))
-        if not version:  # a model-level action (its group): the model's creates are skipped
-            run.failed_models[model] = str(exc)
+        if not version:  # a model-level action; only its group's failure skips the model's creates
+            if isinstance(action, CreateGroup):
+                run.failed_models[model] = str(exc)
             log.error("model %r: %s failed: %s", model, name, exc)
             return
         run.failed_versions.add((model, version))
@@ -276,6 +297,8 @@ _HANDLERS: Mapping[type, tuple[_Handler, ...]] = {
     PullApproval: (Executor._pull_approval,),
     MoveAlias: (Executor._move_alias,),
     RecordProblem: (Executor._record_problem,),
+    PutGroupPolicy: (Executor._put_group_policy,),
+    DeleteGroupPolicy: (Executor._delete_group_policy,),
 }
 """The one place an action's type decides what happens: the handlers of its steps, in order. Only the
 last step waits for other actions of its model (see `_tasks`); the ones before it wait only for the
@@ -328,7 +351,7 @@ def _tasks(actions: Sequence[Action]) -> list[_Task]:
         final.after.extend(step for step in before if step is not None and step not in final.after)
         if version:
             last_of_version[(model, version)] = final
-        else:
+        elif isinstance(action, CreateGroup):  # a group policy waits for its group, nothing for it
             group_of_model[model] = final
         if isinstance(action, CreatePackage):
             last_create[model] = final

@@ -1,7 +1,8 @@
 """The least-privilege IAM policy for mlsync's settings: what `mlsync iam-policy` prints.
 
 Derived from the settings rather than written by hand, so the policy follows the S3 prefix, the group
-prefix and the features in use (`on_delete = "delete"` needs `DeleteModelPackage`). docs/deployment.md
+prefix and the features in use (`on_delete = "delete"` needs `DeleteModelPackage`, `share_with` the
+group policy calls). docs/deployment.md
 shows the document this gives for its example settings, and a test keeps the two the same.
 """
 
@@ -26,6 +27,13 @@ LIST_ACTIONS = ("sagemaker:ListModelPackageGroups", "sagemaker:ListModelPackages
 """Whole-account listings: IAM gives these no resource ARN, hence `"*"`."""
 
 DELETE_ACTION = "sagemaker:DeleteModelPackage"
+
+SHARING_ACTIONS = (
+    "sagemaker:GetModelPackageGroupPolicy",
+    "sagemaker:PutModelPackageGroupPolicy",
+    "sagemaker:DeleteModelPackageGroupPolicy",
+)
+"""The group resource policy calls, needed with `share_with` (mapping/sharing.py)."""
 
 
 def iam_policy(settings: Settings, account: str = "*") -> dict[str, Any]:
@@ -58,6 +66,8 @@ def sagemaker_statements(settings: Settings, account: str = "*") -> list[dict[st
     actions = [*WRITE_AND_READ_ACTIONS]
     if settings.on_delete == "delete":
         actions.append(DELETE_ACTION)
+    if settings.share_with:
+        actions.extend(SHARING_ACTIONS)
     return [
         {
             "Effect": "Allow",

@@ -66,7 +66,12 @@ def report_summary(report: Report) -> str:
         f"{len(report.packages_updated)} packages updated, {len(report.packages_deleted)} deleted, "
         f"{len(report.versions_linked)} versions linked, {len(report.approvals_pulled)} approvals pulled, "
         f"{len(report.aliases_moved)} aliases moved, "
-        f"{report.artifacts_uploaded} artifacts uploaded, {len(report.failures)} failures."
+        + (
+            f"{len(report.group_policies_written)} group policies written, "
+            if report.group_policies_written
+            else ""
+        )
+        + f"{report.artifacts_uploaded} artifacts uploaded, {len(report.failures)} failures."
     )
 
 

@@ -20,9 +20,11 @@ from .actions import (
     Action,
     CreateGroup,
     CreatePackage,
+    DeleteGroupPolicy,
     DeletePackage,
     LinkVersion,
     PullApproval,
+    PutGroupPolicy,
     RecordProblem,
     UpdatePackage,
 )
@@ -54,6 +56,7 @@ from .mapping.model_card import (
     card_status,
     status_update,
 )
+from .mapping.sharing import merged_policy, own_statements, policy_record, same_policy
 from .mapping.tags import (
     MAX_TAG_VALUE,
     SYNCED,
@@ -316,6 +319,33 @@ def plan_model(
             model.name, packages, source_id, lambda v: v not in existing, prune == "delete"
         )
     return Plan(tuple(actions), tuple(drift), tuple(problems), tuple(matched), tuple(found))
+
+
+def plan_group_policy(
+    model_name: str,
+    group_name: str,
+    group_arn: str,
+    accounts: tuple[str, ...],
+    held: str | None,
+    recorded: str,
+) -> tuple[Action, ...]:
+    """The group's resource policy: mlsync's sharing statements for `accounts` merged into the `held`
+    policy (others' statements kept), written when it grants something else than what is held
+    (compared normalised, not as text), deleted when nothing is left; `recorded` is the record of what
+    mlsync last wrote, brought up to date when only it is behind.
+
+    Raises:
+        MappingError: the held policy cannot be merged into, or the merged one is too long.
+    """
+    own = own_statements(group_arn, accounts)
+    record = policy_record(own)
+    desired = merged_policy(model_name, held, own)
+    write = not same_policy(desired, held)
+    if not write and recorded == record:
+        return ()
+    if desired is None:
+        return (DeleteGroupPolicy(model_name, group_name, record, write),)
+    return (PutGroupPolicy(model_name, group_name, desired, tuple(sorted(set(accounts))), record, write),)
 
 
 RETIRED_REASON = "mlsync: the MLflow version was deleted"

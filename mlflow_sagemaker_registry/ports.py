@@ -54,6 +54,10 @@ class Source(Protocol):
         """Set tags on one model version (back-links, sync records, pulled approvals; nothing else)."""
         ...
 
+    def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """Set tags on the registered model itself (only `mlsync.group_policy`, the sharing record)."""
+        ...
+
     def set_alias(self, name: str, alias: str, version: str) -> None:
         """Point a registered model's alias at a version (only `mlsync rollback` moves aliases)."""
         ...
@@ -100,6 +104,22 @@ class Registry(Protocol):
 
     def update_package(self, arn: str, change: PackageUpdate) -> None:
         """One UpdateModelPackage call with only the fields `change` sets (SageMaker merges metadata)."""
+        ...
+
+    def group_arn(self, group_name: str) -> str:
+        """The ARN a group of this name has (or will have) in this account and region; no call per group."""
+        ...
+
+    def get_group_policy(self, group_name: str) -> str | None:
+        """The group's resource policy (JSON text), or None when it has none."""
+        ...
+
+    def put_group_policy(self, group_name: str, policy: str) -> None:
+        """Set the group's resource policy (replacing the one it holds)."""
+        ...
+
+    def delete_group_policy(self, group_name: str) -> None:
+        """Remove the group's resource policy; one already gone counts as removed."""
         ...
 
     def default_image(self, mlflow_version: str) -> str:

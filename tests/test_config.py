@@ -510,3 +510,19 @@ def test_the_metadata_table_maps_sagemaker_keys_to_mlflow_values(tmp_path: Path)
 def test_a_bad_metadata_entry_is_refused_at_load_naming_it(tmp_path: Path, line: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         from_toml(tmp_path, f"[metadata]\n{line}\n")
+
+
+# --- share_with -----------------------------------------------------------------------------------------
+
+
+def test_share_with_is_an_array_in_the_file_and_comma_separated_in_the_environment(tmp_path: Path) -> None:
+    assert from_toml(tmp_path, 'share_with = ["111122223333"]').share_with == ("111122223333",)
+    settings = load(tmp_path, env={"MLSYNC_SHARE_WITH": "111122223333, 222233334444"})
+    assert settings.share_with == ("111122223333", "222233334444")
+    assert load(tmp_path, env={"MLSYNC_SHARE_WITH": ""}).share_with == ()
+
+
+@pytest.mark.parametrize("account", ["11112222333", "1111-2222-3333", "arn:aws:iam::111122223333:root"])
+def test_share_with_takes_only_account_ids(tmp_path: Path, account: str) -> None:
+    with pytest.raises(ConfigError, match=f"share_with: '{account}' is not an AWS account id"):
+        load(tmp_path, env={"MLSYNC_SHARE_WITH": account})

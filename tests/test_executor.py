@@ -420,6 +420,7 @@ def test_the_report_as_data_has_every_field(ports: Ports) -> None:
         "versions_linked": [],
         "approvals_pulled": [],
         "aliases_moved": [],
+        "group_policies_written": [],
         "artifacts_uploaded": 0,
         "failures": [
             Failure(MODEL, "", "CreateGroup", "denied").__dict__,

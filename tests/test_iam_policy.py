@@ -8,7 +8,7 @@ from dataclasses import replace
 from e2e_support import json_blocks, mlsync
 
 from mlflow_sagemaker_registry.config import Settings
-from mlflow_sagemaker_registry.iam_policy import DELETE_ACTION, iam_policy
+from mlflow_sagemaker_registry.iam_policy import DELETE_ACTION, SHARING_ACTIONS, iam_policy
 
 DOCS_SETTINGS = Settings(s3_prefix="s3://ml-artifacts-prod/mlsync")
 ACCOUNT = "123456789012"
@@ -49,3 +49,9 @@ def test_the_command_prints_it_as_json_and_needs_an_s3_prefix() -> None:
     assert printed.exit_code == 0 and json.loads(printed.output) == the_documented_policy()
     missing = mlsync("iam-policy", env={"MLSYNC_S3_PREFIX": ""})
     assert missing.exit_code == 2 and "no S3 prefix" in missing.output
+
+
+def test_sharing_adds_the_group_policy_calls() -> None:
+    assert not set(SHARING_ACTIONS) & set(iam_policy(DOCS_SETTINGS)["Statement"][0]["Action"])
+    sharing = replace(DOCS_SETTINGS, share_with=("111122223333",))
+    assert set(SHARING_ACTIONS) <= set(iam_policy(sharing)["Statement"][0]["Action"])

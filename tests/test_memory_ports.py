@@ -431,6 +431,27 @@ def test_the_same_calls_reach_sagemaker(side: Side, registry: Registry) -> None:
     )
 
 
+def test_a_group_policy_is_put_read_back_as_sent_and_deleted(side: Side, registry: Registry) -> None:
+    policy = '{"Statement":[{"Effect":"Allow","Sid":"MlsyncReadGroup"}],"Version":"2012-10-17"}'
+    assert registry.group_arn(GROUP) == f"arn:aws:sagemaker:{REGION}:{ACCOUNT_ID}:model-package-group/{GROUP}"
+    assert registry.get_group_policy(GROUP) is None
+
+    registry.put_group_policy(GROUP, policy)
+
+    assert registry.get_group_policy(GROUP) == policy
+    registry.delete_group_policy(GROUP)
+    registry.delete_group_policy(GROUP)  # already gone: deleted
+    assert registry.get_group_policy(GROUP) is None
+    assert registry.get_group_policy("no-such-group") is None
+    with pytest.raises(NotFoundError):
+        registry.put_group_policy("no-such-group", policy)
+    assert {op: n for op, n in side.calls().items() if "Policy" in op} == {
+        "GetModelPackageGroupPolicy": 4,
+        "PutModelPackageGroupPolicy": 2,
+        "DeleteModelPackageGroupPolicy": 2,
+    }
+
+
 def test_the_default_image_is_this_accounts_pyfunc_image(side: Side) -> None:
     assert side.registry.default_image("3.1.0") == IMAGE
 
@@ -536,6 +557,16 @@ def test_the_source_reads_versions_in_order_and_writes_tags_and_aliases(
     ]
     downloaded = source.download_model(source.artifact_location(MODEL, "1"), tmp_path / "dl")
     assert (downloaded / "MLmodel").read_text() == MLMODEL
+
+
+def test_the_source_reads_and_writes_the_registered_models_own_tags(source: Source) -> None:
+    assert dict(source.read_model(MODEL).tags) == {}
+
+    source.set_model_tags(MODEL, {"mlsync.group_policy": "none"})
+    source.set_model_tags(MODEL, {"mlsync.group_policy": "sha256:ab"})
+
+    assert dict(source.read_model(MODEL).tags) == {"mlsync.group_policy": "sha256:ab"}
+    assert all(v.tags.get("mlsync.group_policy") is None for v in source.read_model(MODEL).versions)
 
 
 def test_the_source_refuses_what_does_not_exist(source: Source) -> None:

@@ -13,9 +13,11 @@ import pytest
 from mlflow_sagemaker_registry.actions import (
     CreateGroup,
     CreatePackage,
+    DeleteGroupPolicy,
     LinkVersion,
     MoveAlias,
     PullApproval,
+    PutGroupPolicy,
     RecordProblem,
     UpdatePackage,
 )
@@ -37,6 +39,7 @@ from mlflow_sagemaker_registry.mapping import desired_group, desired_package, sy
 from mlflow_sagemaker_registry.mapping.identity import KEY_MODEL, KEY_SERVER, KEY_VERSION
 from mlflow_sagemaker_registry.mapping.metadata import KEY_DOCUMENT, KEY_OMITTED
 from mlflow_sagemaker_registry.mapping.model_card import KEY_MODEL_CARD, card_digest
+from mlflow_sagemaker_registry.mapping.sharing import merged_policy, own_statements, policy_record
 from mlflow_sagemaker_registry.mapping.tags import (
     TAG_APPROVAL_CONFLICT,
     TAG_PACKAGE_ARN,
@@ -51,6 +54,7 @@ from mlflow_sagemaker_registry.planner import (
     Drift,
     Plan,
     Unplanned,
+    plan_group_policy,
     plan_model,
     plan_unreadable,
     retire_actions,
@@ -1370,3 +1374,67 @@ def test_a_retired_version_s_card_follows_its_rejection() -> None:
     card = update.change.model_card
     assert card is not None and card.status == "Draft"
     assert update.change.metadata_set == {KEY_MODEL_CARD: card_digest(card)}
+
+
+# -- the group's resource policy (share_with) -------------------------------------------------------------
+
+POLICY_GROUP_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package-group/churn"
+SHARED = ("222233334444", "111122223333")
+
+
+def policy_actions(accounts: tuple[str, ...], held: str | None, recorded: str = "none") -> tuple[Any, ...]:
+    return plan_group_policy("churn", "churn", POLICY_GROUP_ARN, accounts, held, recorded)
+
+
+def test_sharing_a_group_puts_its_policy_and_records_it() -> None:
+    (put,) = policy_actions(SHARED, None)
+
+    assert isinstance(put, PutGroupPolicy) and put.write
+    assert put.accounts == ("111122223333", "222233334444")
+    assert put.policy == merged_policy("churn", None, own_statements(POLICY_GROUP_ARN, SHARED))
+    assert put.record == policy_record(own_statements(POLICY_GROUP_ARN, SHARED))
+    assert put.describe()["action"] == "put-group-policy" and put.version == ""
+    assert put.text() == "~ policy  churn: share with 111122223333, 222233334444"
+
+
+def test_a_change_of_share_with_updates_the_policy() -> None:
+    held = merged_policy("churn", None, own_statements(POLICY_GROUP_ARN, SHARED[:1]))
+
+    (put,) = policy_actions(SHARED, held, policy_record(own_statements(POLICY_GROUP_ARN, SHARED[:1])))
+
+    assert isinstance(put, PutGroupPolicy) and put.write and len(put.accounts) == 2
+
+
+def test_an_emptied_share_with_deletes_a_policy_that_was_only_mlsyncs() -> None:
+    held = merged_policy("churn", None, own_statements(POLICY_GROUP_ARN, SHARED))
+
+    (delete,) = policy_actions((), held, "sha256:old")
+
+    assert isinstance(delete, DeleteGroupPolicy) and delete.write and delete.record == "none"
+    assert delete.text() == "- policy  churn: shared with no account"
+
+
+def test_statements_someone_else_wrote_are_kept_through_every_change() -> None:
+    theirs = {"Sid": "AuditRead", "Effect": "Allow", "Action": "sagemaker:DescribeModelPackageGroup"}
+    held = json.dumps({"Version": "2012-10-17", "Statement": [theirs]})
+
+    (put,) = policy_actions(SHARED, held)
+    assert json.loads(put.policy)["Statement"][0] == theirs
+
+    (emptied,) = policy_actions((), put.policy, put.record)
+    assert isinstance(emptied, PutGroupPolicy) and json.loads(emptied.policy)["Statement"] == [theirs]
+    assert "others' statements kept" in emptied.text()
+    assert policy_actions((), held) == ()  # never shared by mlsync: their policy is not touched
+
+
+def test_nothing_is_planned_when_the_policy_and_its_record_are_current() -> None:
+    own = own_statements(POLICY_GROUP_ARN, SHARED)
+    held = json.dumps({"Statement": list(reversed(own)), "Version": "2012-10-17"}, indent=1)
+
+    assert policy_actions(SHARED, held, policy_record(own)) == ()
+    assert policy_actions((), None) == ()
+    # SageMaker has it, only the record is behind (a run stopped between the two writes): record only.
+    (record,) = policy_actions(SHARED, held)
+    assert isinstance(record, PutGroupPolicy) and not record.write
+    (gone,) = policy_actions((), None, policy_record(own))
+    assert isinstance(gone, DeleteGroupPolicy) and not gone.write

@@ -62,6 +62,9 @@ OPERATIONS: dict[str, _Operation] = {
     "AddTags": RegionRegistry.add_tags,
     "ListTags": RegionRegistry.list_tags,
     "DeleteTags": RegionRegistry.delete_tags,
+    "PutModelPackageGroupPolicy": RegionRegistry.put_model_package_group_policy,
+    "GetModelPackageGroupPolicy": RegionRegistry.get_model_package_group_policy,
+    "DeleteModelPackageGroupPolicy": RegionRegistry.delete_model_package_group_policy,
 }
 WRITE_OPERATIONS = frozenset(
     {
@@ -72,6 +75,8 @@ WRITE_OPERATIONS = frozenset(
         "DeleteModelPackage",
         "AddTags",
         "DeleteTags",
+        "PutModelPackageGroupPolicy",
+        "DeleteModelPackageGroupPolicy",
     }
 )
 """The operations that change the registry; every other one in ``OPERATIONS`` only reads."""

@@ -15,6 +15,9 @@ model (see ``validation``) and enforces the rules the model cannot express, as S
   ``model_package_details``; ``model_overview`` holds only ``model_creator`` and ``model_artifact``), and
   the content of an ``Archived`` card cannot be changed;
 - a group with packages cannot be deleted;
+- a group's resource policy (``PutModelPackageGroupPolicy``) must be a JSON document with a
+  ``Statement``; getting or deleting a policy the group does not have is refused (the wording of that
+  refusal is the emulator's: AWS's is not documented);
 - a group or package records who created it (``CreatedBy``) and a package who last updated it
   (``LastModifiedBy``): the ``UserContext`` the backend sets in ``caller`` before each call;
 - each create and update of a package is recorded as a ``PackageChange`` (a copy of the record and the
@@ -107,6 +110,7 @@ class _Group:
     packages: dict[int, _Package] = field(default_factory=dict)
     next_version: int = 1
     sequence: int = field(default_factory=lambda: next(_SEQUENCE))
+    policy: str | None = None  # the resource policy (PutModelPackageGroupPolicy), as sent
 
     @property
     def name(self) -> str:
@@ -179,6 +183,33 @@ class RegionRegistry:
                 "delete them before deleting the group."
             )
         del self._groups[group.name]
+        return {}
+
+    # -- group policies -----------------------------------------------------------------------------
+
+    def put_model_package_group_policy(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = self._group(params["ModelPackageGroupName"])
+        policy = params["ResourcePolicy"]
+        try:
+            document = json.loads(policy)
+        except ValueError as error:
+            raise ValidationError(f"ResourcePolicy is not valid JSON: {error}.") from None
+        if not isinstance(document, dict) or "Statement" not in document:
+            raise ValidationError("ResourcePolicy must be a JSON policy document with a Statement.")
+        group.policy = policy
+        return {"ModelPackageGroupArn": group.fields["ModelPackageGroupArn"]}
+
+    def get_model_package_group_policy(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = self._group(params["ModelPackageGroupName"])
+        if group.policy is None:
+            raise ValidationError(f"The resource policy of ModelPackageGroup {group.name} does not exist.")
+        return {"ResourcePolicy": group.policy}
+
+    def delete_model_package_group_policy(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = self._group(params["ModelPackageGroupName"])
+        if group.policy is None:
+            raise ValidationError(f"The resource policy of ModelPackageGroup {group.name} does not exist.")
+        group.policy = None
         return {}
 
     # -- packages -----------------------------------------------------------------------------------

@@ -63,6 +63,9 @@ _READS: Mapping[str, _Read] = {
     ),
     "DescribeModelPackage": lambda sm, group: sm.describe_model_package(ModelPackageName=group.package_arn),
     "ListTags": lambda sm, group: sm.list_tags(ResourceArn=group.arn, MaxResults=50),
+    "GetModelPackageGroupPolicy": lambda sm, group: sm.get_model_package_group_policy(
+        ModelPackageGroupName=group.name
+    ),
 }
 
 

@@ -226,6 +226,35 @@ class SageMakerRegistry:
         with aws_errors("UpdateModelPackage", arn):
             self._sm.update_model_package(**request)
 
+    def group_arn(self, group_name: str) -> str:
+        """`arn:<partition>:sagemaker:<region>:<account>:model-package-group/<name>`; the account is asked
+        of STS once per registry."""
+        region = self._sm.meta.region_name
+        partition = self._sm.meta.partition
+        return f"arn:{partition}:sagemaker:{region}:{self._account}:model-package-group/{group_name}"
+
+    def get_group_policy(self, group_name: str) -> str | None:
+        """GetModelPackageGroupPolicy; None when the group has no policy (or no longer exists)."""
+        try:
+            with aws_errors("GetModelPackageGroupPolicy", group_name):
+                answer = self._sm.get_model_package_group_policy(ModelPackageGroupName=group_name)
+        except NotFoundError:
+            return None
+        return answer.get("ResourcePolicy") or None
+
+    def put_group_policy(self, group_name: str, policy: str) -> None:
+        """PutModelPackageGroupPolicy (the group's name: the API takes no ARN here)."""
+        with aws_errors("PutModelPackageGroupPolicy", group_name):
+            self._sm.put_model_package_group_policy(ModelPackageGroupName=group_name, ResourcePolicy=policy)
+
+    def delete_group_policy(self, group_name: str) -> None:
+        """DeleteModelPackageGroupPolicy; a policy already gone counts as deleted."""
+        try:
+            with aws_errors("DeleteModelPackageGroupPolicy", group_name):
+                self._sm.delete_model_package_group_policy(ModelPackageGroupName=group_name)
+        except NotFoundError:
+            return
+
     def default_image(self, mlflow_version: str) -> str:
         """The image `mlflow sagemaker build-and-push-container` pushes: this account's `mlflow-pyfunc`."""
         region = self._sm.meta.region_name

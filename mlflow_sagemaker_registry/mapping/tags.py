@@ -26,6 +26,10 @@ TAG_REVIEW_BY = "sagemaker.approval_modified_by"
 
 TAG_REVIEW_TIME = "sagemaker.approval_modified_time"
 
+# A registered-model tag (not a version tag): the record of the group policy statements mlsync last
+# wrote (mapping/sharing.py), so a reconcile reads the group's policy only when the settings changed.
+TAG_GROUP_POLICY = "mlsync.group_policy"
+
 OWN_TAGS = frozenset(
     {
         TAG_PACKAGE_ARN,

@@ -194,6 +194,7 @@ class MlflowSource:
             description=model.description or "",
             versions=tuple(versions),
             registering=tuple(registering),
+            tags=dict(model.tags or {}),
         )
 
     def _is_prompt(self, name: str) -> bool:
@@ -244,6 +245,14 @@ class MlflowSource:
                     # in SQL stores (a unique-key error for the loser); reading again settles it.
                     if attempt == _TAG_ATTEMPTS - 1:
                         raise
+
+    def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """Set the registered model's tags whose value differs; write nothing when none does."""
+        with self._writes, self._translate(f"tagging model {name!r}"):
+            current = self._client.get_registered_model(name).tags or {}
+            for key, value in tags.items():
+                if current.get(key) != value:
+                    self._client.set_registered_model_tag(name, key, value)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         """Point `alias` of model `name` at `version` (MLflow moves it off any other version)."""

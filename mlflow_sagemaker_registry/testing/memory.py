@@ -210,6 +210,8 @@ class _Model:
     """Versions that are not READY: not read, and never taken for deleted."""
     aliases: dict[str, str] = field(default_factory=dict)
     next_version: int = 1
+    tags: dict[str, str] = field(default_factory=dict)
+    """The registered model's own tags."""
 
 
 class MemorySource(_Fake):
@@ -226,7 +228,15 @@ class MemorySource(_Fake):
     """
 
     OPERATIONS = frozenset(
-        {"model_names", "read_model", "download_model", "artifact_location", "set_version_tags", "set_alias"}
+        {
+            "model_names",
+            "read_model",
+            "download_model",
+            "artifact_location",
+            "set_version_tags",
+            "set_model_tags",
+            "set_alias",
+        }
     )
 
     def __init__(
@@ -240,6 +250,8 @@ class MemorySource(_Fake):
         self._locations: dict[tuple[str, str], str] = {}
         self.tag_writes: list[TagWrite] = []
         self.alias_writes: list[AliasWrite] = []
+        self.model_tag_writes: list[tuple[str, str]] = []
+        """(key, value) of each registered-model tag mlsync wrote (`set_model_tags`)."""
 
     # -- the people around mlsync ----------------------------------------------------------------------
 
@@ -338,6 +350,7 @@ class MemorySource(_Fake):
     def clear_writes(self) -> None:
         self.tag_writes.clear()
         self.alias_writes.clear()
+        self.model_tag_writes.clear()
 
     # -- the Source port -------------------------------------------------------------------------------
 
@@ -361,6 +374,7 @@ class MemorySource(_Fake):
                 description=model.description,
                 versions=tuple(self._read(model, v) for v in versions if v.version not in model.registering),
                 registering=tuple(v.version for v in versions if v.version in model.registering),
+                tags=dict(model.tags),
             )
 
     def download_model(self, artifact_uri: str, dest: Path) -> Path:
@@ -389,6 +403,14 @@ class MemorySource(_Fake):
             changed = {key: value for key, value in tags.items() if current.tags.get(key) != value}
             self.tag_writes.extend(TagWrite(name, version, key, value) for key, value in changed.items())
             self._put(replace(current, tags={**current.tags, **changed}))
+
+    def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """Write the registered model's tags whose value differs (recorded in `model_tag_writes`)."""
+        with self._call("set_model_tags"):
+            model = self._model(name)
+            changed = {key: value for key, value in tags.items() if model.tags.get(key) != value}
+            self.model_tag_writes.extend(changed.items())
+            model.tags.update(changed)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         """Point `alias` at `version`, moving it off any other version (recorded in `alias_writes`)."""
@@ -454,10 +476,20 @@ class MemoryRegistry(_Fake):
             "DescribeModelPackage",
             "UpdateModelPackage",
             "DeleteModelPackage",
+            "GetModelPackageGroupPolicy",
+            "PutModelPackageGroupPolicy",
+            "DeleteModelPackageGroupPolicy",
         }
     )
     WRITE_OPERATIONS = frozenset(
-        {"CreateModelPackageGroup", "CreateModelPackage", "UpdateModelPackage", "DeleteModelPackage"}
+        {
+            "CreateModelPackageGroup",
+            "CreateModelPackage",
+            "UpdateModelPackage",
+            "DeleteModelPackage",
+            "PutModelPackageGroupPolicy",
+            "DeleteModelPackageGroupPolicy",
+        }
     )
     """The operations among `OPERATIONS` that change the registry."""
 
@@ -477,6 +509,8 @@ class MemoryRegistry(_Fake):
         self._groups: dict[str, _Group] = {}
         self._packages: dict[str, ObservedPackage] = {}
         self._created: dict[str, tuple[PackageSpec, Inference]] = {}
+        self.policies: dict[str, str] = {}
+        """Each group's resource policy, by group name (a test may set one as someone else would)."""
         self._tokens: dict[str, tuple[tuple[object, ...], str]] = {}
 
     # -- the people around mlsync, and questions for assertions (neither logged nor failing) -----------
@@ -647,6 +681,28 @@ class MemoryRegistry(_Fake):
                 modified_by=self.caller,
                 modified_time=self._time(),
             )
+
+    def group_arn(self, group_name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.account_id}:model-package-group/{group_name}"
+
+    def get_group_policy(self, group_name: str) -> str | None:
+        """None for a group without a policy, or without a group (as `SageMakerRegistry` answers)."""
+        with self._call("GetModelPackageGroupPolicy"):
+            return self.policies.get(group_name)
+
+    def put_group_policy(self, group_name: str, policy: str) -> None:
+        with self._call("PutModelPackageGroupPolicy"):
+            self._policy_group("PutModelPackageGroupPolicy", group_name)
+            self.policies[group_name] = policy
+
+    def delete_group_policy(self, group_name: str) -> None:
+        with self._call("DeleteModelPackageGroupPolicy"):
+            self.policies.pop(group_name, None)
+
+    def _policy_group(self, operation: str, group_name: str) -> None:
+        if group_name not in self._groups:
+            message = f"ModelPackageGroup {group_name} does not exist."
+            raise _aws_error(operation, group_name, message, _VALIDATION)
 
     def default_image(self, mlflow_version: str) -> str:
         """This account's `mlflow-pyfunc` image, as `SageMakerRegistry` names it (no STS call here)."""
