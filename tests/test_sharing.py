@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from e2e_support import json_blocks
 
 from mlflow_sagemaker_registry.errors import MappingError
 from mlflow_sagemaker_registry.mapping.sharing import (
@@ -98,3 +99,10 @@ def test_a_policy_longer_than_sagemaker_takes_is_a_problem_naming_the_fix() -> N
     held = json.dumps({"Statement": [padding]})
     with pytest.raises(MappingError, match=r"more than SageMaker's 20480.*share_with"):
         merged_policy("churn", held, own_statements(GROUP_ARN, ["111122223333"]))
+
+
+def test_the_policy_deployment_md_shows_is_the_one_mlsync_writes() -> None:
+    (documented,) = [block for block in json_blocks("deployment.md") if "MlsyncReadGroup" in str(block)]
+    arn = "arn:aws:sagemaker:us-east-1:111111111111:model-package-group/churn-model"
+    written = merged_policy("churn-model", None, own_statements(arn, ["222222222222"]))
+    assert json.loads(written or "") == documented
