@@ -255,12 +255,14 @@ class Executor:
     def _put_group_policy(self, action: PutGroupPolicy, run: _Run) -> None:
         """The policy, then its record on the registered model: a run stopped between the two leaves a
         record that differs, so the next plan reads the policy and writes only the record."""
+        _check_group(action, run)
         if action.write:
             self._registry.put_group_policy(action.group_name, action.policy)
             run.report.group_policies_written.append(action.group_name)
         self._source.set_model_tags(action.model_name, {TAG_GROUP_POLICY: action.record})
 
     def _delete_group_policy(self, action: DeleteGroupPolicy, run: _Run) -> None:
+        _check_group(action, run)
         if action.write:
             self._registry.delete_group_policy(action.group_name)
             run.report.group_policies_written.append(action.group_name)
@@ -284,6 +286,13 @@ class Executor:
             self._source.set_version_tags(model, version, {TAG_SYNC_STATUS: f"failed: {exc}"[:MAX_TAG_VALUE]})
         except MlsyncError as tag_exc:
             log.error("could not record the failure on model %r version %s: %s", model, version, tag_exc)
+
+
+def _check_group(action: PutGroupPolicy | DeleteGroupPolicy, run: _Run) -> None:
+    """A group policy is not tried on a group whose creation failed (that failure is reported)."""
+    if action.model_name in run.failed_models:
+        why = run.failed_models[action.model_name]
+        raise MlsyncError(f"group {action.group_name} could not be created: {why}")
 
 
 _Handler = Callable[[Executor, Any, _Run], None]

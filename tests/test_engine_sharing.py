@@ -106,6 +106,16 @@ def test_a_failed_policy_write_is_reported_and_does_not_stop_the_packages(world:
     assert again.ok and again.group_policies_written == [MODEL]
 
 
+def test_a_group_that_could_not_be_created_is_not_given_a_policy(world: World) -> None:
+    world.registry.fail_next("CreateModelPackageGroup", GatewayError("denied", "AccessDenied"))
+
+    _, report = world.engine(share_with=SHARED).push([MODEL])
+
+    assert [f.action for f in report.failures] == ["CreateGroup", "PutGroupPolicy", "CreatePackage"]
+    assert "could not be created" in report.failures[1].message
+    assert policy_calls(world) == []
+
+
 def test_a_pull_never_touches_the_policy(world: World) -> None:
     world.engine().push([MODEL])
     world.forget_calls()
