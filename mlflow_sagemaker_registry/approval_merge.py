@@ -39,6 +39,9 @@ from .mapping.approval import lifecycle_for, settle_approval
 
 MLFLOW = "mlflow"
 """The `approval_conflicts` value under which MLflow's mapping wins (config.APPROVAL_CONFLICTS)."""
+FOLLOW = "follow"
+"""Not a setting: the policy of a target other than the primary, where MLflow's mapping always wins and
+nothing is pulled (reviews are pulled from the primary target only; targets.py)."""
 
 
 class Outcome(str, Enum):
@@ -91,13 +94,15 @@ def merge_approval(
         lifecycle: the mapping's lifecycle for `desired`; its StageStatus is made to follow the result.
         current: the package's `ModelApprovalStatus` now.
         base: the approval recorded at the last sync, or None.
-        policy: `sagemaker` or `mlflow`, the winner of a conflict.
+        policy: `sagemaker` or `mlflow`, the winner of a conflict; `follow`: MLflow's mapping, always.
     """
     mlflow, _ = settle_approval(desired, None, current)
 
     def outcome(kind: Outcome, result: ApprovalStatus, conflict: bool = False) -> ApprovalMerge:
         return ApprovalMerge(kind, result, lifecycle_for(lifecycle, result), base, mlflow, current, conflict)
 
+    if policy == FOLLOW:
+        return outcome(Outcome.IN_SYNC if mlflow == current else Outcome.PUSH, mlflow)
     if base is None:
         if mlflow == current:
             return outcome(Outcome.IN_SYNC, current)

@@ -18,6 +18,7 @@ from typing import Any
 
 from .domain import ENTITY_NAME, MAX_ENTITY_NAME, ApprovalStatus
 from .errors import ConfigError
+from .targets import Target, parse_targets
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -118,6 +119,22 @@ class Settings:
     # The token EventBridge API destinations send to `mlsync serve`'s `/events` route
     # (`Authorization: Bearer <token>`); unset, the route is off. Kept out of repr like the secret.
     events_token: str | None = field(default=None, repr=False)
+    targets: tuple[Target, ...] = ()
+    """`[[targets]]` (targets.py); empty: these settings describe one target, the primary."""
+
+    def all_targets(self) -> tuple[Target, ...]:
+        """The targets a reconcile writes, the primary first."""
+        return self.targets or (Target(),)
+
+    def for_target(self, target: Target) -> Settings:
+        """The settings one target's engine runs with: its region and prefixes over the top-level ones."""
+        return replace(
+            self,
+            region=target.region or self.region,
+            s3_prefix=target.s3_prefix or self.s3_prefix,
+            group_prefix=self.group_prefix if target.group_prefix is None else target.group_prefix,
+            targets=(),
+        )
 
     def require_s3_prefix(self) -> str:
         """The S3 prefix for documents and artifacts; a clear error when it is not set."""
@@ -142,8 +159,8 @@ class Settings:
         return self.images.get(model_name, self.image)
 
 
-_TABLES = frozenset({"images", "approval", "metadata"})
-"""The settings that are tables, in the file only."""
+_TABLES = frozenset({"images", "approval", "metadata", "targets"})
+"""The settings that are tables (or arrays of tables), in the file only."""
 
 METADATA_SOURCES: Mapping[str, bool] = {
     "param": True,
@@ -220,9 +237,15 @@ def load_settings(
         **merged,
         images=_str_map(table.get("images", {}), "images"),
         metadata=_metadata_table(table.get("metadata", {})),
+        targets=parse_targets(table["targets"]) if "targets" in table else (),
     )
     settings = replace(settings, approval=_approval_rules(table.get("approval", {})))
     _validate(settings)
+    for target in settings.targets:
+        try:
+            _validate(settings.for_target(target))
+        except ConfigError as exc:
+            raise ConfigError(f"target {target.name!r}: {exc}") from exc
     return settings
 
 

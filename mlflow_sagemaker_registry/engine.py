@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .actions import Action, LinkVersion
+from .approval_merge import FOLLOW
 from .config import Settings
 from .domain import (
     ApprovalStatus,
@@ -48,6 +49,7 @@ from .planner import (
 )
 from .ports import Gateways, Registry
 from .rollback import plan_rollback
+from .targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +97,20 @@ class GroupReads:
 
 
 class Engine:
-    """Plans and applies reconciles of chosen models (or all of them)."""
+    """Plans and applies reconciles of chosen models (or all of them) for one target.
 
-    def __init__(self, settings: Settings, gateways: Gateways) -> None:
+    A target other than the `primary` (targets.py) pulls nothing: its approvals follow MLflow's mapping,
+    and reviews are pulled from the primary only. Its tags are its own through the source it is given
+    (`sources.target_view`).
+    """
+
+    def __init__(
+        self, settings: Settings, gateways: Gateways, *, target: Target | None = None, primary: bool = True
+    ) -> None:
         self.settings = settings
         self.gateways = gateways
+        self.target = target or Target()
+        self.primary = primary
         self.source = gateways.source
         self.registry = gateways.registry
         self.storage = gateways.storage
@@ -119,6 +130,8 @@ class Engine:
         edits of their metadata in SageMaker are seen (and set back). `prune` (default: the `prune`
         setting) retires the packages of versions deleted in MLflow, as `on_delete` says.
         """
+        if pull_only and not self.primary:
+            return Plan()
         options = _PlanOptions(pull_only, deep, self.settings.prune if prune is None else prune)
         groups = self._group_reads(whole_registry=not names)
         chosen = self._names(names)
@@ -149,6 +162,8 @@ class Engine:
             if model.is_prompt:
                 log.info("skipping %r: it is an MLflow prompt, not a model to deploy", name)
                 return Plan()
+            if self.target.only_approved and not model.versions:
+                return Plan()  # no group in a production account for a model none of whose versions go
             return self._plan_model(model, options, groups)[0]
         except (SourceError, GatewayError) as exc:
             log.error(
@@ -319,7 +334,7 @@ class Engine:
             desired,
             source_id,
             approval_tag=self.settings.approval.tag,
-            conflicts=self.settings.approval_conflicts,
+            conflicts=self.settings.approval_conflicts if self.primary else FOLLOW,
             pull_only=options.pull_only,
             prune=self.settings.on_delete if options.prune else None,
         )

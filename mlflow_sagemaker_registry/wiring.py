@@ -9,7 +9,8 @@ from __future__ import annotations
 from .config import Settings
 from .doctor import MlflowAnswer, Probes
 from .engine import Engine
-from .gateways.aws import aws_clients
+from .fleet import Fleet
+from .gateways.aws import aws_clients, aws_errors, aws_session
 from .gateways.probes import AwsProbes
 from .gateways.s3 import S3Storage
 from .gateways.sagemaker import SageMakerRegistry
@@ -17,19 +18,42 @@ from .images import load_sdk_framework_images
 from .ports import Gateways
 from .sources.mlflow_probe import probe_mlflow
 from .sources.mlflow_registry import MlflowSource
+from .sources.target_view import TargetView
+from .targets import Target
 
 
 def connect(settings: Settings) -> Engine:
-    """An engine reading the configured MLflow registry and writing the configured AWS account."""
+    """An engine reading the configured MLflow registry and writing the primary target's AWS account
+    (the one account and region of settings without `[[targets]]`)."""
+    return connect_target(settings, settings.all_targets()[0])
+
+
+def connect_target(settings: Settings, target: Target) -> Engine:
+    """The engine of one target: its own boto3 session (profile or assumed role), region and prefixes.
+
+    Raises:
+        ConfigError: no region could be resolved for the target.
+        GatewayError: its profile does not exist.
+    """
+    primary = target == settings.all_targets()[0]
+    own = settings.for_target(target)
+    with aws_errors("opening the AWS session of target", target.name):
+        session = aws_session(target.profile, target.role_arn, target.external_id)
     clients = aws_clients(
-        settings.region, settings.retry_mode, settings.max_attempts, concurrency=settings.concurrency
+        own.region, own.retry_mode, own.max_attempts, session=session, concurrency=own.concurrency
     )
-    source = MlflowSource(
-        settings.tracking_uri, settings.registry_uri, settings.source_id, concurrency=settings.concurrency
-    )
+    source = MlflowSource(own.tracking_uri, own.registry_uri, own.source_id, concurrency=own.concurrency)
     registry = SageMakerRegistry(clients.sagemaker, clients.sts)
     images = load_sdk_framework_images(clients.sagemaker.meta.region_name)
-    return Engine(settings, Gateways(source, registry, S3Storage(clients.s3), images))
+    # Without [[targets]] the source is MLflow's as it is: exactly a single-target setup's.
+    viewed = TargetView(source, target, own.approval, primary=primary) if settings.targets else source
+    gateways = Gateways(viewed, registry, S3Storage(clients.s3), images)
+    return Engine(own, gateways, target=target, primary=primary)
+
+
+def connect_fleet(settings: Settings) -> Fleet:
+    """Every target's engine, for the triggers that reconcile them all (`Fleet`)."""
+    return Fleet([connect_target(settings, target) for target in settings.all_targets()])
 
 
 class _DoctorProbes(AwsProbes):

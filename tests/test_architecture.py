@@ -25,6 +25,9 @@ CORE = [
     "versions",
     "iam_policy",
     "doctor",
+    "targets",
+    "fleet",
+    "sources.target_view",
 ]
 
 

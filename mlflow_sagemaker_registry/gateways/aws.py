@@ -12,8 +12,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast, get_args
 
 import boto3
+import botocore.session
 from boto3.exceptions import Boto3Error, S3UploadFailedError
 from botocore.config import Config
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    CredentialProvider,
+    Credentials,
+    DeferredRefreshableCredentials,
+)
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 from ..errors import ConfigError, GatewayError, NotFoundError
@@ -89,6 +96,48 @@ def aws_clients(
         s3=session.client("s3", config=config),
         sts=session.client("sts", config=config),
     )
+
+
+ROLE_SESSION_NAME = "mlsync"
+"""The session name of an assumed role: CloudTrail shows mlsync's calls under `assumed-role/<role>/mlsync`."""
+
+
+def aws_session(
+    profile: str | None = None, role_arn: str | None = None, external_id: str | None = None
+) -> boto3.Session:
+    """The boto3 session of one target: boto3's default chain, a `profile`, or `role_arn` assumed.
+
+    A role is assumed with the default chain's credentials through botocore's own assume-role support
+    (`AssumeRoleCredentialFetcher` behind `DeferredRefreshableCredentials`, as a profile with `role_arn`
+    gets): nothing is asked of STS until the first call, and botocore refreshes the credentials before
+    they expire. `external_id` is passed to `AssumeRole` as the role's trust policy may require.
+    """
+    if role_arn is None:
+        return boto3.Session(profile_name=profile)
+    source = botocore.session.Session()
+    extra = {"RoleSessionName": ROLE_SESSION_NAME} | ({"ExternalId": external_id} if external_id else {})
+    fetcher = AssumeRoleCredentialFetcher(
+        source.create_client, source.get_credentials(), role_arn, extra_args=extra
+    )
+    assumed = botocore.session.Session()
+    resolver = assumed.get_component("credential_provider")
+    resolver.insert_before(
+        "env", _Fixed(DeferredRefreshableCredentials(fetcher.fetch_credentials, "assume-role"))
+    )
+    return boto3.Session(botocore_session=assumed)
+
+
+class _Fixed(CredentialProvider):
+    """A credential provider that answers with credentials made beforehand (the assumed role's)."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> Credentials:
+        return self._credentials
 
 
 def _retry_mode(value: str) -> RetryMode:

@@ -48,5 +48,29 @@ The approval tag (`ApprovalRules.tag`, `sagemaker.approval`) is not among them: 
 writes it only with the value the mapping then gives, so the reconcile it may trigger writes nothing.
 """
 
+PER_TARGET_TAGS = (
+    TAG_PACKAGE_ARN,
+    TAG_SYNC_STATUS,
+    TAG_SYNCED_APPROVAL,
+    TAG_APPROVAL_CONFLICT,
+    TAG_APPROVED_AT,
+)
+"""The tags that describe a version's package in one target. The primary target's are the names above;
+another target's are `target_tag`'s, so that back-links to several accounts never share a tag."""
+
+TARGET_TAG_PREFIX = "mlsync.target."
+
+
+def target_tag(target: str, key: str) -> str:
+    """A non-primary target's name for a `PER_TARGET_TAGS` key: `mlsync.target.<target>.<last part>`,
+    e.g. `mlsync.target.prod.model_package_arn` for `sagemaker.model_package_arn`."""
+    return f"{TARGET_TAG_PREFIX}{target}.{key.rpartition('.')[2]}"
+
+
+def is_own_tag(key: str) -> bool:
+    """Whether only mlsync writes the tag `key` (`OWN_TAGS` or any target's own tags)."""
+    return key in OWN_TAGS or key.startswith(TARGET_TAG_PREFIX)
+
+
 MAX_TAG_VALUE = 5000
 """MLflow's limit on a tag value; statuses and pulled descriptions are cut to it."""

@@ -23,6 +23,7 @@ import click
 
 from ...actions import Action
 from ...config import DEFAULT_CONCURRENCY
+from ...engine import Engine
 from ...executor import Report
 from ...iam_policy import iam_policy
 from ...plan_output import (
@@ -51,6 +52,7 @@ from .shell import (
     output_option,
     selection,
 )
+from .targets import each_target, target_option
 from .verify import verify
 from .webhook import serve, webhook
 
@@ -113,16 +115,26 @@ def _depth_options(command: F) -> F:
 @cli.command()
 @models_arguments
 @_depth_options
+@target_option
 @output_option
 @click.pass_obj
-def plan(obj: Context, models: tuple[str, ...], all_models: bool, deep: bool, prune: bool | None) -> None:
-    """Show what a push would change, without changing anything."""
+def plan(
+    obj: Context,
+    models: tuple[str, ...],
+    all_models: bool,
+    deep: bool,
+    prune: bool | None,
+    targets: tuple[str, ...],
+) -> None:
+    """Show what a push would change, without changing anything (for each target)."""
     chosen = selection(models, all_models)
-    with errors():
-        settings = obj.settings()
-        result = obj.engine(settings).plan(chosen, deep=deep, prune=prune)
-    _print_plan(result, obj.output)
-    sys.exit(_planned_exit(result))
+
+    def one(engine: Engine, names: list[str] | None) -> int:
+        result = engine.plan(names, deep=deep, prune=prune)
+        _print_plan(result, obj.output)
+        return _planned_exit(result)
+
+    sys.exit(each_target(obj, targets, chosen, one))
 
 
 @cli.command()
@@ -130,6 +142,7 @@ def plan(obj: Context, models: tuple[str, ...], all_models: bool, deep: bool, pr
 @click.option("--dry-run", is_flag=True, help="Plan only (same as `mlsync plan`).")
 @click.option("--force", is_flag=True, help="Apply even if the plan changes many approvals at once.")
 @_depth_options
+@target_option
 @output_option
 @click.pass_obj
 def push(
@@ -140,22 +153,22 @@ def push(
     force: bool,
     deep: bool,
     prune: bool | None,
+    targets: tuple[str, ...],
 ) -> None:
-    """Reconcile SageMaker with MLflow: plan, check, apply. Safe to rerun at any time."""
+    """Reconcile SageMaker with MLflow: plan, check, apply (each target). Safe to rerun at any time."""
     chosen = selection(models, all_models)
-    with errors():
-        settings = obj.settings()
-        engine = obj.engine(settings)
-        result = engine.plan(chosen, deep=deep, prune=prune)
+
+    def one(engine: Engine, names: list[str] | None) -> int:
+        result = engine.plan(names, deep=deep, prune=prune)
         if dry_run:
             _print_plan(result, obj.output)
-            sys.exit(_planned_exit(result))
+            return _planned_exit(result)
         with _progress(obj.output, len(result.actions)) as progress:
             report = engine.apply(result, force=force, progress=progress)
-    _print_push(result, report, obj.output)
-    if not report.ok:
-        sys.exit(EXIT_FAILED)
-    sys.exit(_planned_exit(result))
+        _print_push(result, report, obj.output)
+        return _planned_exit(result) if report.ok else EXIT_FAILED
+
+    sys.exit(each_target(obj, targets, chosen, one))
 
 
 @cli.command()
@@ -206,15 +219,18 @@ def rollback(obj: Context, model: str, target: str | None, reason: str, dry_run:
 
 @cli.command()
 @click.argument("model")
+@target_option
 @output_option
 @click.pass_obj
-def status(obj: Context, model: str) -> None:
-    """Each version of MODEL beside its SageMaker package and approval."""
-    with errors():
-        settings = obj.settings()
-        rows = obj.engine(settings).status(model)
-    click.echo(status_json(rows) if obj.output == "json" else status_table(model, rows))
-    sys.exit(0 if all(r.in_sync for r in rows) else EXIT_FAILED)
+def status(obj: Context, model: str, targets: tuple[str, ...]) -> None:
+    """Each version of MODEL beside its SageMaker package and approval (in each target that takes it)."""
+
+    def one(engine: Engine, _names: list[str] | None) -> int:
+        rows = engine.status(model)
+        click.echo(status_json(rows) if obj.output == "json" else status_table(model, rows))
+        return 0 if all(r.in_sync for r in rows) else EXIT_FAILED
+
+    sys.exit(each_target(obj, targets, [model], one))
 
 
 @cli.command("iam-policy")

@@ -34,7 +34,7 @@ from mlflow.store.model_registry.abstract_store import AbstractStore
 from mlflow.tracking._model_registry.utils import _get_store_registry
 
 from ...config import PLUGIN_SCHEME_PREFIX, Settings, load_settings
-from ...mapping.tags import OWN_TAGS
+from ...mapping.tags import is_own_tag
 from ...sources.mlflow_compat import has_prompt_tag
 from ..reconcile import Job, Kind, Reconciler
 from .worker import PENDING_REGISTRATION, MirrorWorker, wait_for_mirrors
@@ -64,7 +64,7 @@ def _version_tag_changed(arguments: Mapping[str, Any], result: Any) -> tuple[Job
     tag = arguments.get("tag")
     key = tag.key if tag is not None else arguments["key"]
     # A tag only mlsync writes is never news (setting or deleting it); the approval tag is people's too.
-    return () if key in OWN_TAGS else _version_changed(arguments, result)
+    return () if is_own_tag(key) else _version_changed(arguments, result)
 
 
 def _model_changed(arguments: Mapping[str, Any], _result: Any) -> tuple[Job, ...]:
@@ -219,6 +219,6 @@ def _build_inner_store(inner_uri: str, tracking_uri: str | None) -> Any:
 def _connect(settings: Settings) -> Reconciler:
     # Imported on first use: MLflow imports this module whenever it loads its store plugins, and most
     # of those processes never mirror anything, so they should not pay for importing boto3.
-    from ...wiring import connect
+    from ...wiring import connect_fleet
 
-    return connect(settings)
+    return connect_fleet(settings)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ...mapping.tags import OWN_TAGS
+from ...mapping.tags import is_own_tag
 from ..reconcile import Job
 
 TAG_SET = "model_version_tag.set"
@@ -49,9 +49,9 @@ class ModelEvent:
 
     @property
     def is_own_tag(self) -> bool:
-        """A tag only mlsync sets (`mapping.OWN_TAGS`): reconciling again for it would only loop.
+        """A tag only mlsync sets (`mapping.tags.is_own_tag`): reconciling again for it would only loop.
         Deleting one still triggers a reconcile."""
-        return self.event == TAG_SET and self.tag in OWN_TAGS
+        return self.event == TAG_SET and self.tag is not None and is_own_tag(self.tag)
 
     @property
     def tag_write(self) -> TagWrite | None:
