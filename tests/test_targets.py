@@ -122,6 +122,32 @@ def test_each_non_primary_target_tag_is_its_own_and_mlsyncs() -> None:
     assert is_own_tag(target_tag("prod", TAG_SYNC_STATUS)) and not is_own_tag("sagemaker.approval")
 
 
+def test_iam_policy_for_a_target_names_its_bucket_groups_and_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlsync.toml").write_text(f's3_prefix = "s3://{DEV_BUCKET}/mlsync"\n' + PROD, "utf-8")
+    result = mlsync("iam-policy", "--target", "prod")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert f"arn:aws:s3:::{PROD_BUCKET}/mlsync/*" in text and DEV_BUCKET not in text
+    assert "arn:aws:sagemaker:eu-west-1:222222222222:model-package-group/prod-*" in text
+    primary = mlsync("iam-policy").stdout
+    assert f"arn:aws:s3:::{DEV_BUCKET}/mlsync/*" in primary
+    assert mlsync("iam-policy", "--target", "nope").exit_code == 2
+
+
+def test_the_plugin_reconciles_every_target_each_in_its_region(mlflow_uri: str, tmp_path: Path) -> None:
+    from mlflow_sagemaker_registry.triggers.plugin import _connect
+
+    mlflow.MlflowClient().search_registered_models()  # makes the SQLite registry
+    fleet = _connect(settings_from(tmp_path, PROD))
+    assert isinstance(fleet, Fleet)
+    assert [(e.target.name, e.primary) for e in fleet.engines] == [("dev", True), ("prod", False)]
+    regions = [e.registry._sm.meta.region_name for e in fleet.engines]  # type: ignore[attr-defined]
+    assert regions == ["us-east-1", "eu-west-1"]
+
+
 # --- reviews: pulled from the primary only (in memory) -----------------------------------------------
 
 

@@ -38,6 +38,7 @@ from ...plan_output import (
     status_table,
 )
 from ...planner import Plan
+from ...targets import chosen
 from ...versions import summary
 from .doctor import doctor
 from .emulator import emulator
@@ -240,11 +241,21 @@ def status(obj: Context, model: str, targets: tuple[str, ...]) -> None:
     show_default=True,
     help="The AWS account id the SageMaker resources are in (* matches any).",
 )
+@click.option(
+    "--target",
+    "target_name",
+    metavar="NAME",
+    help="The [[targets]] entry whose prefixes and account (that of its role_arn) to use (default: primary).",
+)
 @click.pass_obj
-def iam_policy_command(obj: Context, account: str) -> None:
+def iam_policy_command(obj: Context, account: str, target_name: str | None) -> None:
     """Print the least-privilege IAM policy for these settings (S3 prefix, group prefix, on_delete)."""
     with errors():
-        document = iam_policy(obj.settings(), account)
+        settings = obj.settings()
+        (target,) = chosen(settings.all_targets(), [target_name] if target_name else [])[:1]
+        if account == "*" and target.role_arn:
+            account = target.role_arn.split(":")[4]  # the role's account is the one it writes
+        document = iam_policy(settings.for_target(target), account)
     click.echo(json.dumps(document, indent=2))
 
 
