@@ -6,6 +6,8 @@ boto3 or mlflow; each trigger calls `connect()` once.
 
 from __future__ import annotations
 
+import boto3
+
 from .config import Settings
 from .doctor import MlflowAnswer, Probes
 from .engine import Engine
@@ -59,14 +61,23 @@ def connect_fleet(settings: Settings) -> Fleet:
 class _DoctorProbes(AwsProbes):
     """`doctor.Probes`: AWS's questions from the gateway, MLflow's from the source."""
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: Settings, session: boto3.Session | None = None) -> None:
+        super().__init__(settings, session)
         self._for_mlflow = settings
 
     def mlflow(self) -> MlflowAnswer:
         return probe_mlflow(self._for_mlflow)
 
 
-def doctor_probes(settings: Settings) -> Probes:
-    """What `mlsync doctor` asks MLflow and AWS, for these settings; nothing is asked until a check runs."""
-    return _DoctorProbes(settings)
+def doctor_probes(settings: Settings, target: Target | None = None) -> Probes:
+    """What `mlsync doctor` asks MLflow and AWS, for these settings (one target's, `Settings.for_target`)
+    and that target's credentials (default: boto3's chain); nothing is asked until a check runs.
+
+    Raises:
+        GatewayError: the target's profile does not exist.
+    """
+    if target is None:
+        return _DoctorProbes(settings)
+    with aws_errors("opening the AWS session of target", target.name):
+        session = aws_session(target.profile, target.role_arn, target.external_id)
+    return _DoctorProbes(settings, session)

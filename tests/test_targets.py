@@ -269,6 +269,7 @@ def version_tags(model: str, version: str) -> dict[str, str]:
     return dict(mlflow.MlflowClient().get_model_version(model, version).tags)
 
 
+@pytest.mark.e2e
 def test_two_targets_receive_their_packages_and_a_second_push_writes_nothing(
     env: dict[str, str], emulator: EmulatorProcess
 ) -> None:
@@ -315,6 +316,7 @@ def test_two_targets_receive_their_packages_and_a_second_push_writes_nothing(
     assert [(row["version"], row["approval"]) for row in rows] == [("1", "Approved")]
 
 
+@pytest.mark.e2e
 def test_a_version_approved_later_reaches_the_production_target(env: dict[str, str]) -> None:
     assert mlsync("push", "--all").exit_code == 0
     mlflow.MlflowClient().set_model_version_tag(FRAUD, "2", "sagemaker.approval", "Approved")
@@ -330,6 +332,7 @@ def test_a_version_approved_later_reaches_the_production_target(env: dict[str, s
     assert summaries("us-east-1", group_name(FRAUD))[1]["ModelApprovalStatus"] == "Approved"
 
 
+@pytest.mark.e2e
 def test_a_failing_target_does_not_block_the_others(env: dict[str, str], registry_dir: Path) -> None:
     (registry_dir / "mlsync.toml").write_text(DEV + BROKEN + PROD_ONLY, encoding="utf-8")
     result = mlsync("push", "--all", "--output", "json")
@@ -343,6 +346,7 @@ def test_a_failing_target_does_not_block_the_others(env: dict[str, str], registr
     assert "target broken failed" in result.stderr
 
 
+@pytest.mark.e2e
 def test_a_target_whose_credentials_fail_reports_under_its_name(
     env: dict[str, str], registry_dir: Path
 ) -> None:
@@ -355,3 +359,18 @@ def test_a_target_whose_credentials_fail_reports_under_its_name(
     sections = result.stdout.split("== target ")
     assert [section.split(" ==")[0] for section in sections[1:]] == ["dev", "broken", "prod"]
     assert "In sync" in sections[1] and "In sync" in sections[3]
+
+
+@pytest.mark.e2e
+def test_doctor_checks_one_target_with_its_own_credentials_and_prefix(env: dict[str, str]) -> None:
+    result = mlsync("doctor", "--target", "prod", "--output", "json")
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    assert checks["aws identity"]["status"] == "pass"
+    assert "account 222222222222" in checks["aws identity"]["detail"]
+    assert "eu-west-1" in checks["region"]["detail"]
+    assert PROD_BUCKET in checks["s3 prefix"]["detail"]
+    primary = mlsync("doctor", "--output", "json")
+    identity = {c["name"]: c for c in json.loads(primary.stdout)["checks"]}["aws identity"]
+    assert "account 222222222222" not in identity["detail"]
+    unknown = mlsync("doctor", "--target", "nope")
+    assert unknown.exit_code == 1 and "unknown target(s) ['nope']" in unknown.stdout
