@@ -7,6 +7,8 @@ answers with credentials of the role's account) and a real SQLite MLflow registr
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from mlflow_sagemaker_registry.ports import Gateways
 from mlflow_sagemaker_registry.sources.target_view import TargetView
 from mlflow_sagemaker_registry.targets import Target
 from mlflow_sagemaker_registry.testing import MemoryRegistry, MemorySource, MemoryStorage
+from mlflow_sagemaker_registry.triggers.webhook.process import ReceiverProcess
 
 FRAUD = "fraud-model"
 CHURN = "churn-model"
@@ -374,3 +377,18 @@ def test_doctor_checks_one_target_with_its_own_credentials_and_prefix(env: dict[
     assert "account 222222222222" not in identity["detail"]
     unknown = mlsync("doctor", "--target", "nope")
     assert unknown.exit_code == 1 and "unknown target(s) ['nope']" in unknown.stdout
+
+
+@pytest.mark.e2e
+def test_mlsync_serve_reconciles_every_target(env: dict[str, str], registry_dir: Path) -> None:
+    """The receiver's startup reconcile (its periodic one is the same) reaches both targets."""
+    assert mlsync("push", "--all").exit_code == 0
+    mlflow.MlflowClient().set_model_version_tag(FRAUD, "1", "sagemaker.approval", "Rejected")
+    child_env = {**os.environ, "MLSYNC_WEBHOOK_SECRET": "k3y"}
+    with ReceiverProcess(child_env, log_path=registry_dir / "serve.log") as receiver:
+        deadline = time.monotonic() + 60
+        while not receiver.health()["reconciles"]["runs"] or receiver.health()["reconciles"]["running"]:
+            assert time.monotonic() < deadline, (registry_dir / "serve.log").read_text()
+            time.sleep(0.2)
+    assert summaries("us-east-1", group_name(FRAUD))[0]["ModelApprovalStatus"] == "Rejected"
+    assert summaries("eu-west-1", group_name(FRAUD, "prod"))[0]["ModelApprovalStatus"] == "Rejected"

@@ -43,7 +43,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     calls: dict[str, Any] = {}
     engine = object()
     monkeypatch.setattr(
-        Context, "engine", lambda _self, settings: calls.setdefault("settings", settings) and engine
+        Context, "engines", lambda _self, settings: calls.setdefault("settings", settings) and [engine]
     )
     monkeypatch.setattr(webhook, "serve", lambda *args, **kwargs: calls.update(args=args, kwargs=kwargs))
     monkeypatch.setenv("MLSYNC_S3_PREFIX", "s3://bucket/mlsync")
@@ -56,7 +56,7 @@ def test_serve_runs_the_receiver_with_the_engine_secret_and_options(served: dict
     result = mlsync("serve", "--host", "0.0.0.0", "--port", "0", "--reconcile-every", "1h30m")
 
     assert result.exit_code == 0, result.output
-    assert served["args"] == (served["engine"], "k3y")
+    assert served["args"] == ([served["engine"]], "k3y")
     kwargs = served["kwargs"]
     assert (kwargs["host"], kwargs["port"], kwargs["reconcile_every"], kwargs["drain_timeout"]) == (
         "0.0.0.0",
@@ -108,7 +108,7 @@ def test_serve_refuses_bad_options(served: dict[str, Any], option: str, value: s
 
 
 def test_a_port_in_use_is_an_error_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Context, "engine", lambda _self, _settings: object())
+    monkeypatch.setattr(Context, "engines", lambda _self, _settings: [object()])
     monkeypatch.setenv("MLSYNC_S3_PREFIX", "s3://bucket/mlsync")
     monkeypatch.setenv("MLSYNC_WEBHOOK_SECRET", "k3y")
     with webhook.listen("127.0.0.1", 0) as taken:

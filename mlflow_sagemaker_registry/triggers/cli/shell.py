@@ -42,6 +42,12 @@ class Context:
 
         return connect(settings)
 
+    def engines(self, settings: Settings) -> list[Engine]:
+        """Every target's engine, the primary first (one without `[[targets]]`)."""
+        from ...wiring import connect_target
+
+        return [connect_target(settings, target) for target in settings.all_targets()]
+
 
 def output_option(command: F) -> F:
     """`--output` after the subcommand too (`mlsync status M --output json`), as after `mlsync`."""

@@ -98,9 +98,8 @@ def serve(obj: Context, host: str, port: int, reconcile_every: float | None, dra
         settings = obj.settings()
         secret = settings.require_webhook_secret()
         settings.require_s3_prefix()
-        engine = obj.engine(settings)
         run(
-            engine,
+            obj.engines(settings),
             secret,
             host=host,
             port=port,

@@ -51,6 +51,7 @@ from starlette.routing import Route
 
 from ...engine import Engine
 from ...errors import MlsyncError
+from ...fleet import Fleet
 from ...lambda_handler import answer_event
 from ...ports import Source
 from ..reconcile import Job, ReconcileQueue, Runner
@@ -235,7 +236,8 @@ class RecordingSource:
 def recording_engine(engine: Engine, writes: OwnWrites) -> Engine:
     """The same engine, its MLflow tag writes told to `writes`."""
     source = RecordingSource(engine.gateways.source, writes)
-    return Engine(engine.settings, replace(engine.gateways, source=source))
+    gateways = replace(engine.gateways, source=source)
+    return Engine(engine.settings, gateways, target=engine.target, primary=engine.primary)
 
 
 class WebhookReceiver:
@@ -515,7 +517,7 @@ def url_of(listener: socket.socket) -> str:
 
 
 def serve(
-    engine: Engine,
+    engines: Sequence[Engine],
     secret: str,
     *,
     host: str,
@@ -528,18 +530,23 @@ def serve(
 ) -> None:
     """Run the receiver until SIGINT/SIGTERM, then shut down gracefully (see `ReconcileService`).
 
-    The engine's MLflow tag writes are recorded (`recording_engine`), so their deliveries are ignored.
+    `engines` are every target's, the primary first (`wiring.connect_target`): deliveries and the
+    periodic reconcile go to each target (`fleet.Fleet`), SageMaker's events to the primary, the one
+    reviews are pulled from. The engines' MLflow tag writes are recorded (`recording_engine`), so their
+    deliveries are ignored.
     With `events_token`, SageMaker's EventBridge events are received on `/events` too (`EventsRoute`).
     Deliveries signed with one of `previous_secrets` are accepted too (a rotation, `WebhookReceiver`).
     """
     listener = listen(host, port)
     own_writes = OwnWrites()
-    recording = recording_engine(engine, own_writes)
-    runner = Runner(lambda: recording, recording.gateways.source)
+    recording = [recording_engine(engine, own_writes) for engine in engines]
+    primary = recording[0]
+    fleet = Fleet(recording)
+    runner = Runner(lambda: fleet, primary.gateways.source)
     service = ReconcileService(runner, every=reconcile_every, drain_timeout=drain_timeout)
     events = None
     if events_token:
-        events = EventsRoute(events_token, lambda event: answer_event(event, lambda: (recording, runner)))
+        events = EventsRoute(events_token, lambda event: answer_event(event, lambda: (primary, runner)))
     receiver = WebhookReceiver(
         secret, service.submit, previous_secrets=previous_secrets, own_writes=own_writes
     )
