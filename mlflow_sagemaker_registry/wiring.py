@@ -53,9 +53,14 @@ def connect_target(settings: Settings, target: Target) -> Engine:
     return Engine(own, gateways, target=target, primary=primary)
 
 
+def connect_all(settings: Settings) -> list[Engine]:
+    """Every target's engine, the primary first (one without `[[targets]]`)."""
+    return [connect_target(settings, target) for target in settings.all_targets()]
+
+
 def connect_fleet(settings: Settings) -> Fleet:
-    """Every target's engine, for the triggers that reconcile them all (`Fleet`)."""
-    return Fleet([connect_target(settings, target) for target in settings.all_targets()])
+    """Every target's engine behind one `Reconciler`, for the triggers that reconcile them all."""
+    return Fleet(connect_all(settings))
 
 
 class _DoctorProbes(AwsProbes):

@@ -44,9 +44,9 @@ class Context:
 
     def engines(self, settings: Settings) -> list[Engine]:
         """Every target's engine, the primary first (one without `[[targets]]`)."""
-        from ...wiring import connect_target
+        from ...wiring import connect_all
 
-        return [connect_target(settings, target) for target in settings.all_targets()]
+        return connect_all(settings)
 
 
 def output_option(command: F) -> F:
