@@ -256,8 +256,10 @@ def env(emulator: EmulatorProcess, registry_dir: Path, monkeypatch: pytest.Monke
     return values
 
 
-def summaries(region: str, group: str) -> list[Any]:
-    sagemaker = boto3.client("sagemaker", region_name=region)
+def summaries(region: str, group: str, *, prod: bool = False) -> list[Any]:
+    """The described packages of a group, read as the pipeline's own account, or as prod's (the role)."""
+    session = aws_session(role_arn=PROD_ROLE, external_id="mlsync-test") if prod else boto3
+    sagemaker = session.client("sagemaker", region_name=region)
     groups = {
         g["ModelPackageGroupName"]
         for g in sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
@@ -287,13 +289,16 @@ def test_two_targets_receive_their_packages_and_a_second_push_writes_nothing(
     ]
     assert len(summaries("us-east-1", group_name(CHURN))) == 1
     # prod (eu-west-1, assumed role, only approved, only fraud-*): fraud v1 only, in its own bucket.
-    prod = summaries("eu-west-1", group_name(FRAUD, "prod"))
+    prod = summaries("eu-west-1", group_name(FRAUD, "prod"), prod=True)
     assert [p["ModelApprovalStatus"] for p in prod] == ["Approved"]
     assert prod[0]["InferenceSpecification"]["Containers"][0]["ModelDataUrl"].startswith(
         f"s3://{PROD_BUCKET}/"
     )
-    assert summaries("eu-west-1", group_name(CHURN, "prod")) == []
-    assert summaries("eu-west-1", group_name(FRAUD)) == []
+    assert summaries("eu-west-1", group_name(CHURN, "prod"), prod=True) == []
+    assert summaries("eu-west-1", group_name(FRAUD), prod=True) == []
+    # In prod's own account (the role's): the pipeline's account sees nothing of it.
+    assert prod[0]["ModelPackageArn"].startswith("arn:aws:sagemaker:eu-west-1:222222222222:")
+    assert summaries("eu-west-1", group_name(FRAUD, "prod")) == []
     # Written with the assumed role's credentials (moto's STS gives an ASIA key), not the default ones.
     assert "/ASIA" in prod[0]["CreatedBy"]["IamIdentity"]["Arn"]
     assert "/testing" in summaries("us-east-1", group_name(CHURN))[0]["CreatedBy"]["IamIdentity"]["Arn"]
@@ -325,7 +330,9 @@ def test_a_version_approved_later_reaches_the_production_target(env: dict[str, s
     mlflow.MlflowClient().set_model_version_tag(FRAUD, "2", "sagemaker.approval", "Approved")
     result = mlsync("push", FRAUD, "--target", "prod")
     assert result.exit_code == 0, result.output
-    assert [p["ModelApprovalStatus"] for p in summaries("eu-west-1", group_name(FRAUD, "prod"))] == [
+    assert [
+        p["ModelApprovalStatus"] for p in summaries("eu-west-1", group_name(FRAUD, "prod"), prod=True)
+    ] == [
         "Approved",
         "Approved",
     ]
@@ -391,4 +398,6 @@ def test_mlsync_serve_reconciles_every_target(env: dict[str, str], registry_dir:
             assert time.monotonic() < deadline, (registry_dir / "serve.log").read_text()
             time.sleep(0.2)
     assert summaries("us-east-1", group_name(FRAUD))[0]["ModelApprovalStatus"] == "Rejected"
-    assert summaries("eu-west-1", group_name(FRAUD, "prod"))[0]["ModelApprovalStatus"] == "Rejected"
+    assert (
+        summaries("eu-west-1", group_name(FRAUD, "prod"), prod=True)[0]["ModelApprovalStatus"] == "Rejected"
+    )

@@ -1,7 +1,9 @@
 """The emulator's front door: validate, dispatch to the region's registry, log every call, inject faults,
 emit SageMaker's EventBridge events.
 
-One ``RegistryBackend`` serves every region of one account. All calls go through ``handle`` under one lock,
+One ``RegistryBackend`` serves every region of every account: a request is answered in the account of the
+access key that signed it, as moto's STS and IAM know it (``moto_account``: an assumed role's keys belong to
+the role's account; any other key to ``account_id``). All calls go through ``handle`` under one lock,
 so a backend shared by the threads of a server (or of a test) sees each call whole. Every SageMaker request
 that reaches it is logged, refused ones included, so a test can assert exactly what its code sent::
 
@@ -47,6 +49,21 @@ from .registry import RegionRegistry
 from .validation import validate_request
 
 DEFAULT_ACCOUNT_ID = "123456789012"
+
+
+def moto_account(access_key_id: str | None, default: str) -> str:
+    """The account an access key belongs to in moto (the role's account for keys an ``AssumeRole`` gave
+    out), ``default`` for keys moto does not know and for unsigned requests."""
+    if access_key_id is None:
+        return default
+    # The emulator's own dependency, imported when used; moto answers its default for a key it does not know.
+    from moto.core.models import DEFAULT_ACCOUNT_ID as MOTO_DEFAULT_ACCOUNT
+    from moto.iam.models import get_account_id_from
+
+    found: str = get_account_id_from(access_key_id)
+    return default if found == MOTO_DEFAULT_ACCOUNT else found
+
+
 _Operation = Callable[[RegionRegistry, dict[str, Any]], dict[str, Any]]
 OPERATIONS: dict[str, _Operation] = {
     "CreateModelPackageGroup": RegionRegistry.create_model_package_group,
@@ -169,7 +186,7 @@ class RegistryBackend(CallLog, FaultControls):
     ) -> None:
         self.account_id = account_id
         self._lock = threading.RLock()
-        self._regions: dict[str, RegionRegistry] = {}
+        self._regions: dict[tuple[str, str], RegionRegistry] = {}  # by (account, region)
         self._calls: list[Call] = []
         self._faults = FaultRules(OPERATIONS, latency_ms=latency_ms, throttle=throttle, clock=clock)
         self._events: list[Event] = []
@@ -187,13 +204,14 @@ class RegistryBackend(CallLog, FaultControls):
         subscriber may call the backend again; see ``subscribe``. The latency and a delay injected for
         the call are waited out with the lock released too, so other requests are answered meanwhile.
         """
+        account = moto_account(caller, self.account_id)
         with self._lock:
             injection = self._faults.decide(
-                operation, params, region=region, account_id=self.account_id, caller=self._caller_arn(caller)
+                operation, params, region=region, account_id=account, caller=self._caller_arn(account, caller)
             )
         injection.hold(injection.wait_before)
         try:
-            return self._logged(operation, params, region, caller, injection)
+            return self._logged(operation, params, (account, region), caller, injection)
         finally:
             try:
                 self._deliver()
@@ -201,12 +219,18 @@ class RegistryBackend(CallLog, FaultControls):
                 injection.hold(injection.wait_after)
 
     def _logged(
-        self, operation: str, params: object, region: str, caller: str | None, injection: Injection
+        self,
+        operation: str,
+        params: object,
+        where: tuple[str, str],
+        caller: str | None,
+        injection: Injection,
     ) -> dict[str, Any]:
+        region = where[1]
         with self._lock:
             error: str | None = None
             try:
-                return self._answer(operation, params, region, caller, injection)
+                return self._answer(operation, params, where, caller, injection)
             except EmulatorError as exc:
                 error = exc.code
                 raise
@@ -214,22 +238,28 @@ class RegistryBackend(CallLog, FaultControls):
                 self._calls.append(Call(operation, copy.deepcopy(params), region, error, injection.kinds))
 
     def _answer(
-        self, operation: str, params: object, region: str, caller: str | None, injection: Injection
+        self,
+        operation: str,
+        params: object,
+        where: tuple[str, str],
+        caller: str | None,
+        injection: Injection,
     ) -> dict[str, Any]:
+        account, region = where
         if injection.error is not None and not injection.after_apply:
             raise injection.error
         checked = validate_request(operation, params)
         if operation not in OPERATIONS:
             raise NotEmulatedError(f"SageMaker.{operation} is not emulated; only the Model Registry is.")
-        registry = self._regions.setdefault(region, RegionRegistry(self.account_id, region))
-        registry.caller = user_context(self.account_id, caller)
+        registry = self._regions.setdefault(where, RegionRegistry(account, region))
+        registry.caller = user_context(account, caller)
         try:
             answer = OPERATIONS[operation](registry, checked)
         finally:
             changes = registry.take_changes()  # none if the operation refused the request
         for change in changes:
             event = package_state_change(
-                change.fields, change.updated_fields, account_id=self.account_id, region=region
+                change.fields, change.updated_fields, account_id=account, region=region
             )
             self._events.append(event)
             self._undelivered.append(event)
@@ -244,9 +274,9 @@ class RegistryBackend(CallLog, FaultControls):
             injection = self._faults.latency_wait()
         injection.hold(injection.wait_before)
 
-    def _caller_arn(self, caller: str | None) -> str:
+    def _caller_arn(self, account: str, caller: str | None) -> str:
         """The ARN an IAM message names the caller by (``anonymous`` for an unsigned request)."""
-        identity: dict[str, str] = user_context(self.account_id, caller).get("IamIdentity", {})
+        identity: dict[str, str] = user_context(account, caller).get("IamIdentity", {})
         return identity.get("Arn", "anonymous")
 
     # -- call log -----------------------------------------------------------------------------------
