@@ -379,9 +379,17 @@ def test_doctor_checks_one_target_with_its_own_credentials_and_prefix(env: dict[
     assert "account 222222222222" in checks["aws identity"]["detail"]
     assert "eu-west-1" in checks["region"]["detail"]
     assert PROD_BUCKET in checks["s3 prefix"]["detail"]
-    primary = mlsync("doctor", "--output", "json")
+    primary = mlsync("doctor", "--target", "dev", "--output", "json")
     identity = {c["name"]: c for c in json.loads(primary.stdout)["checks"]}["aws identity"]
     assert "account 222222222222" not in identity["detail"]
+    # Without --target, every target is checked, each with its own identity.
+    every = json.loads(mlsync("doctor", "--output", "json").stdout)["targets"]
+    assert list(every) == ["dev", "prod"]
+    identities = {name: {c["name"]: c for c in doc["checks"]}["aws identity"] for name, doc in every.items()}
+    assert "account 222222222222" in identities["prod"]["detail"]
+    assert "account 222222222222" not in identities["dev"]["detail"]
+    text = mlsync("doctor").stdout
+    assert "== target dev ==" in text and "== target prod ==" in text
     unknown = mlsync("doctor", "--target", "nope")
     assert unknown.exit_code == 1 and "unknown target(s) ['nope']" in unknown.stdout
 
