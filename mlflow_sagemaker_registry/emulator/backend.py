@@ -211,7 +211,7 @@ class RegistryBackend(CallLog, FaultControls):
             )
         injection.hold(injection.wait_before)
         try:
-            return self._logged(operation, params, (account, region), caller, injection)
+            return self._logged(operation, params, account, region, caller, injection)
         finally:
             try:
                 self._deliver()
@@ -222,15 +222,15 @@ class RegistryBackend(CallLog, FaultControls):
         self,
         operation: str,
         params: object,
-        where: tuple[str, str],
+        account: str,
+        region: str,
         caller: str | None,
         injection: Injection,
     ) -> dict[str, Any]:
-        region = where[1]
         with self._lock:
             error: str | None = None
             try:
-                return self._answer(operation, params, where, caller, injection)
+                return self._answer(operation, params, account, region, caller, injection)
             except EmulatorError as exc:
                 error = exc.code
                 raise
@@ -241,17 +241,17 @@ class RegistryBackend(CallLog, FaultControls):
         self,
         operation: str,
         params: object,
-        where: tuple[str, str],
+        account: str,
+        region: str,
         caller: str | None,
         injection: Injection,
     ) -> dict[str, Any]:
-        account, region = where
         if injection.error is not None and not injection.after_apply:
             raise injection.error
         checked = validate_request(operation, params)
         if operation not in OPERATIONS:
             raise NotEmulatedError(f"SageMaker.{operation} is not emulated; only the Model Registry is.")
-        registry = self._regions.setdefault(where, RegionRegistry(account, region))
+        registry = self._regions.setdefault((account, region), RegionRegistry(account, region))
         registry.caller = user_context(account, caller)
         try:
             answer = OPERATIONS[operation](registry, checked)
